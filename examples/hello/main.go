@@ -1,0 +1,41 @@
+// Command hello is gracefork's demo: one binary, a master and N workers
+// sharing one socket. Every answer names the worker that gave it.
+//
+//	go run ./examples/hello -workers 4
+//	curl http://127.0.0.1:8080/
+//
+// Send the master SIGTERM for a graceful shutdown, or press Ctrl-C.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gracefork/gracefork/prefork"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on: host:port or unix:/path")
+	workers := flag.Int("workers", 2, "number of worker processes (0: one per core)")
+	graceful := flag.Duration("graceful-timeout", prefork.DefaultGracefulTimeout, "how long in-flight requests may run after a worker is told to stop")
+	flag.Parse()
+
+	pid := os.Getpid()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from worker=%d pid=%d\n", prefork.WorkerID(), pid)
+	})
+	opts := prefork.Options{
+		Addr:            *addr,
+		Workers:         *workers,
+		GracefulTimeout: *graceful,
+		Server:          &http.Server{ReadHeaderTimeout: 10 * time.Second},
+	}
+	if err := prefork.Serve(mux, opts); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,177 @@
+// Package control is the wire protocol between a gracefork master and one of
+// its workers, spoken over the socketpair the worker inherits.
+//
+// Every message is a frame: an 8-byte header — the magic "GF", the protocol
+// version, the message type, and the payload length as a big-endian uint32 —
+// then the payload. Payloads are capped at [MaxPayload]; a decoder never
+// allocates more than the cap, whatever the header says. EOF on the channel
+// means the other side is gone.
+package control
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Version is the protocol version this package speaks. A peer that sends
+// another version is rejected, so a master and worker from different builds
+// fail loudly instead of misreading each other.
+const Version = 1
+
+// MaxPayload is the largest payload a frame may carry.
+const MaxPayload = 4 << 20
+
+const headerLen = 8
+
+var magic = [2]byte{'G', 'F'}
+
+// Type says what a message means.
+type Type uint8
+
+// The message types. Worker→master: Ready, Heartbeat. Master→worker: Drain, Quit.
+const (
+	// Ready: the worker is serving on every listener.
+	TypeReady Type = 1
+	// Heartbeat: the worker is alive; carries its counters.
+	TypeHeartbeat Type = 2
+	// Drain: stop accepting, finish in-flight requests within the deadline, exit 0.
+	TypeDrain Type = 3
+	// Quit: close everything now and exit.
+	TypeQuit Type = 4
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeReady:
+		return "ready"
+	case TypeHeartbeat:
+		return "heartbeat"
+	case TypeDrain:
+		return "drain"
+	case TypeQuit:
+		return "quit"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Errors the decoder returns; wrapped with detail, test with errors.Is.
+var (
+	ErrMagic    = errors.New("control: bad magic")
+	ErrVersion  = errors.New("control: unsupported protocol version")
+	ErrTooLarge = errors.New("control: payload too large")
+	ErrType     = errors.New("control: unknown message type")
+	ErrPayload  = errors.New("control: malformed payload")
+)
+
+// Message is one decoded frame. Only the fields of its Type are meaningful.
+type Message struct {
+	Type Type
+	// Heartbeat: requests served so far and connections open now.
+	Requests uint64
+	Active   uint32
+	// Drain: how long in-flight requests may take.
+	Deadline time.Duration
+}
+
+// payloadLen is the exact payload size of each type; any other size is malformed.
+func payloadLen(t Type) (int, bool) {
+	switch t {
+	case TypeReady, TypeQuit:
+		return 0, true
+	case TypeHeartbeat:
+		return 12, true
+	case TypeDrain:
+		return 8, true
+	}
+	return 0, false
+}
+
+// Append encodes m as a frame appended to b.
+func Append(b []byte, m Message) ([]byte, error) {
+	n, ok := payloadLen(m.Type)
+	if !ok {
+		return b, fmt.Errorf("%w: %d", ErrType, m.Type)
+	}
+	b = append(b, magic[0], magic[1], Version, byte(m.Type))
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	switch m.Type {
+	case TypeHeartbeat:
+		b = binary.BigEndian.AppendUint64(b, m.Requests)
+		b = binary.BigEndian.AppendUint32(b, m.Active)
+	case TypeDrain:
+		b = binary.BigEndian.AppendUint64(b, uint64(m.Deadline))
+	}
+	return b, nil
+}
+
+// Write encodes m and writes it to w in one call.
+func Write(w io.Writer, m Message) error {
+	b, err := Append(make([]byte, 0, headerLen+12), m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// Read reads one frame from r. It returns io.EOF only when r ends cleanly
+// between frames; a frame cut short is io.ErrUnexpectedEOF.
+func Read(r io.Reader) (Message, error) {
+	var h [headerLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return Message{}, err
+	}
+	t, n, err := parseHeader(h)
+	if err != nil {
+		return Message{}, err
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Message{}, err
+	}
+	return decodePayload(t, p)
+}
+
+func parseHeader(h [headerLen]byte) (Type, uint32, error) {
+	if h[0] != magic[0] || h[1] != magic[1] {
+		return 0, 0, fmt.Errorf("%w: % x", ErrMagic, h[:2])
+	}
+	if h[2] != Version {
+		return 0, 0, fmt.Errorf("%w: %d (want %d)", ErrVersion, h[2], Version)
+	}
+	t := Type(h[3])
+	n := binary.BigEndian.Uint32(h[4:])
+	if n > MaxPayload {
+		return 0, 0, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, n, MaxPayload)
+	}
+	want, ok := payloadLen(t)
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: %d", ErrType, h[3])
+	}
+	if int(n) != want {
+		return 0, 0, fmt.Errorf("%w: %s with %d bytes (want %d)", ErrPayload, t, n, want)
+	}
+	return t, n, nil
+}
+
+func decodePayload(t Type, p []byte) (Message, error) {
+	m := Message{Type: t}
+	switch t {
+	case TypeHeartbeat:
+		m.Requests = binary.BigEndian.Uint64(p)
+		m.Active = binary.BigEndian.Uint32(p[8:])
+	case TypeDrain:
+		d := binary.BigEndian.Uint64(p)
+		if d > uint64(1<<63-1) {
+			return Message{}, fmt.Errorf("%w: drain deadline %d overflows", ErrPayload, d)
+		}
+		m.Deadline = time.Duration(d)
+	}
+	return m, nil
+}

@@ -1,0 +1,177 @@
+// Package sockets parses gracefork's listen addresses and binds them.
+//
+// An address is "host:port" (TCP; host may be empty, a name, an IPv4 or a
+// bracketed IPv6 literal; port 0 picks a free one) or "unix:/path".
+package sockets
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Addr is a parsed listen address.
+type Addr struct {
+	Network string // "tcp" or "unix"
+	Address string // host:port, or the socket's path
+}
+
+func (a Addr) String() string {
+	if a.Network == "unix" {
+		return "unix:" + a.Address
+	}
+	return a.Address
+}
+
+// Parse reads a listen address. The error says what is wrong with it but not
+// where it came from; the caller names the field.
+func Parse(s string) (Addr, error) {
+	if s == "" {
+		return Addr{}, errors.New("empty address")
+	}
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		return parseUnix(path)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return Addr{}, errors.New(strings.TrimPrefix(err.Error(), "address "+s+": "))
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return Addr{}, fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if strings.ContainsAny(host, " /\\") {
+		return Addr{}, fmt.Errorf("host %q is not a host name or IP address", host)
+	}
+	return Addr{Network: "tcp", Address: net.JoinHostPort(host, port)}, nil
+}
+
+func parseUnix(path string) (Addr, error) {
+	if path == "" {
+		return Addr{}, errors.New("unix: address without a path")
+	}
+	// sun_path holds 108 bytes with the terminating NUL.
+	if len(path) > 107 {
+		return Addr{}, fmt.Errorf("unix socket path is %d bytes long, the limit is 107", len(path))
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return Addr{}, fmt.Errorf("directory %s: %w", dir, unwrapPath(err))
+	}
+	if !st.IsDir() {
+		return Addr{}, fmt.Errorf("%s is not a directory", dir)
+	}
+	return Addr{Network: "unix", Address: path}, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ErrInUse is wrapped by [RemoveStale] when something answers on the socket.
+var ErrInUse = errors.New("address already in use")
+
+// RemoveStale removes a unix socket file that nothing listens on any more,
+// left behind by a process that died. A socket that answers is in use; a path
+// that is not a socket is never touched.
+func RemoveStale(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s: %w (a process answers on it)", path, ErrInUse)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s: cannot tell whether it is stale: %w", path, err)
+	}
+	return os.Remove(path)
+}
+
+// ListenConfig returns the configuration every gracefork socket is bound
+// with: SO_REUSEADDR, so a restarted master binds while old connections sit
+// in TIME_WAIT. SO_REUSEPORT is deliberately not set: the master's socket is
+// shared by inheritance, and without SO_REUSEPORT a second instance started
+// by mistake fails with "address already in use" instead of silently taking
+// half the traffic.
+func ListenConfig() *net.ListenConfig {
+	return &net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
+		if !strings.HasPrefix(network, "tcp") {
+			return nil
+		}
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		})
+		return errors.Join(err, serr)
+	}}
+}
+
+// File returns a duplicate of a listener's descriptor for a child to inherit.
+func File(ln net.Listener) (*os.File, error) {
+	f, ok := ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("listener %T has no file descriptor", ln)
+	}
+	return f.File()
+}
+
+// CheckListener reports whether fd is a listening stream socket, as an
+// inherited listener must be.
+func CheckListener(fd int) error {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fmt.Errorf("fd %d is not a socket: %w", fd, err)
+	}
+	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil || typ != unix.SOCK_STREAM || acc != 1 {
+		return fmt.Errorf("fd %d is not a listening stream socket", fd)
+	}
+	return nil
+}
+
+// CheckControl reports whether fd is a connected unix stream socket, as the
+// inherited control channel must be.
+func CheckControl(fd int) error {
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return fmt.Errorf("fd %d is not a socket: %w", fd, err)
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || dom != unix.AF_UNIX || typ != unix.SOCK_STREAM {
+		return fmt.Errorf("fd %d is not a unix stream socket", fd)
+	}
+	return nil
+}
+
+// Pair returns a connected pair of unix stream sockets: the master keeps
+// the first, the worker inherits the second. Both are close-on-exec; exec
+// clears the flag on the copy it hands down.
+func Pair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "gracefork-control"), os.NewFile(uintptr(fds[1]), "gracefork-control-worker"), nil
+}

@@ -1,0 +1,126 @@
+package sockets
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	ok := map[string]Addr{
+		"127.0.0.1:8080":   {"tcp", "127.0.0.1:8080"},
+		":0":               {"tcp", ":0"},
+		"[::1]:9":          {"tcp", "[::1]:9"},
+		"localhost:80":     {"tcp", "localhost:80"},
+		"unix:/tmp/x.sock": {"unix", "/tmp/x.sock"},
+	}
+	for in, want := range ok {
+		got, err := Parse(in)
+		if err != nil || got != want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	bad := map[string]string{
+		"":                                  "empty",
+		"8080":                              "missing port",
+		"127.0.0.1:http":                    `port "http"`,
+		"127.0.0.1:70000":                   `port "70000"`,
+		"127.0.0.1:-1":                      `port "-1"`,
+		"a b:80":                            `host "a b"`,
+		"unix:":                             "without a path",
+		"unix:/no/such/dir/sock":            "no such file or directory",
+		"unix:/" + strings.Repeat("x", 120): "limit is 107",
+	}
+	for in, want := range bad {
+		_, err := Parse(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want an error saying %q", in, err, want)
+		}
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.sock")
+	if err := RemoveStale(path); err != nil {
+		t.Fatalf("missing file: %v", err)
+	}
+
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveStale(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("live socket: RemoveStale = %v, want ErrInUse", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if err := RemoveStale(path); err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale socket still there: %v", err)
+	}
+
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, nil, 0o600)
+	if err := RemoveStale(plain); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("regular file: RemoveStale = %v", err)
+	}
+}
+
+func TestListenConfigRefusesSecondBind(t *testing.T) {
+	ln, err := ListenConfig().Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = ListenConfig().Listen(t.Context(), "tcp", ln.Addr().String())
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("second bind = %v, want EADDRINUSE", err)
+	}
+}
+
+func TestChecks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lf, err := File(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+
+	if err := CheckListener(int(lf.Fd())); err != nil {
+		t.Errorf("listener: %v", err)
+	}
+	if err := CheckControl(int(a.Fd())); err != nil {
+		t.Errorf("pair: %v", err)
+	}
+	if err := CheckListener(int(a.Fd())); err == nil {
+		t.Error("CheckListener accepted a socketpair")
+	}
+	if err := CheckControl(int(lf.Fd())); err == nil {
+		t.Error("CheckControl accepted a TCP listener")
+	}
+	if err := CheckControl(int(devnull.Fd())); err == nil {
+		t.Error("CheckControl accepted /dev/null")
+	}
+	if err := CheckListener(987); err == nil {
+		t.Error("CheckListener accepted a closed fd")
+	}
+}

@@ -1,0 +1,113 @@
+package prefork
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gracefork/gracefork/signals"
+)
+
+// EventKind says what happened in the master.
+type EventKind int
+
+// The events, each logged as one line with the message in its String.
+const (
+	EventListening        EventKind = iota + 1 // a socket is bound: Addr
+	EventSpawned                               // a worker started: Slot, Generation, Pid
+	EventReady                                 // a worker serves: Slot, Generation, Pid, Delay (boot time)
+	EventExited                                // a worker ended: Exit, Expected
+	EventRestartScheduled                      // a slot restarts after Delay
+	EventBootTimeout                           // a worker was not ready within BootTimeout
+	EventGivingUp                              // too many failed boots: Err
+	EventAction                                // an action was requested: Action
+	EventDraining                              // a worker was told to drain
+	EventKilled                                // a worker outlived its deadline and was killed
+	EventSpawnFailed                           // the Spawner failed: Err
+	EventProtocolError                         // a worker broke the control protocol: Err
+	EventStopped                               // every worker is gone; Run returns
+)
+
+var eventNames = [...]string{
+	EventListening:        "listening",
+	EventSpawned:          "spawned",
+	EventReady:            "ready",
+	EventExited:           "exited",
+	EventRestartScheduled: "restart scheduled",
+	EventBootTimeout:      "boot timeout",
+	EventGivingUp:         "giving up",
+	EventAction:           "action",
+	EventDraining:         "draining",
+	EventKilled:           "killed",
+	EventSpawnFailed:      "spawn failed",
+	EventProtocolError:    "protocol error",
+	EventStopped:          "stopped",
+}
+
+func (k EventKind) String() string {
+	if k > 0 && int(k) < len(eventNames) {
+		return eventNames[k]
+	}
+	return "unknown"
+}
+
+// Event is something that happened in the master. Only the fields its Kind
+// names are set.
+type Event struct {
+	Kind       EventKind
+	Time       time.Time
+	Slot       int
+	Generation int
+	Pid        int
+	Addr       string
+	Exit       Exit
+	Expected   bool // the master asked the worker to stop
+	Delay      time.Duration
+	Action     signals.Action
+	Err        error
+}
+
+func (m *Master) emit(e Event) {
+	e.Time = m.clock.Now()
+	m.log(e)
+	if m.cfg.OnEvent != nil {
+		m.cfg.OnEvent(e)
+	}
+}
+
+func (m *Master) log(e Event) {
+	level := slog.LevelInfo
+	attrs := make([]slog.Attr, 0, 6)
+	if e.Kind != EventListening && e.Kind != EventAction && e.Kind != EventStopped && e.Kind != EventGivingUp {
+		attrs = append(attrs, slog.Int("slot", e.Slot), slog.Int("gen", e.Generation))
+		if e.Pid != 0 {
+			attrs = append(attrs, slog.Int("pid", e.Pid))
+		}
+	}
+	switch e.Kind {
+	case EventListening:
+		attrs = append(attrs, slog.String("addr", e.Addr))
+	case EventReady:
+		attrs = append(attrs, slog.Duration("boot", e.Delay))
+	case EventExited:
+		attrs = append(attrs, slog.String("status", e.Exit.String()), slog.Bool("expected", e.Expected))
+		if !e.Expected {
+			level = slog.LevelWarn
+			if len(e.Exit.Stderr) > 0 {
+				attrs = append(attrs, slog.String("stderr", strings.Join(e.Exit.Stderr, "\n")))
+			}
+		}
+	case EventRestartScheduled:
+		attrs = append(attrs, slog.Duration("in", e.Delay))
+	case EventAction:
+		attrs = append(attrs, slog.String("action", e.Action.String()))
+	case EventBootTimeout, EventKilled:
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.Duration("after", e.Delay))
+	case EventGivingUp, EventSpawnFailed, EventProtocolError:
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("err", e.Err.Error()))
+	}
+	m.cfg.Logger.LogAttrs(context.Background(), level, e.Kind.String(), attrs...)
+}

@@ -1,0 +1,314 @@
+package prefork
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/signals"
+)
+
+// Master supervises the workers. [Serve] creates and runs one; a program
+// that wants to trigger actions from Go creates its own with [NewMaster].
+type Master struct {
+	cfg     *config
+	clock   Clock
+	spawner Spawner
+	baseEnv []string
+
+	lns   []net.Listener
+	files []*os.File // the listeners' descriptors, handed to every worker
+	upg   *tableflip.Upgrader
+
+	events  chan any
+	done    chan struct{} // closed when the loop has ended
+	wg      sync.WaitGroup
+	running sync.Once
+
+	// Owned by the loop goroutine.
+	gen      int
+	slots    []*slot
+	workers  map[*worker]struct{}
+	stopping bool // shutting down: no more spawns
+	quitting bool // quick shutdown
+	stopErr  error
+}
+
+type slot struct {
+	id           int
+	w            *worker // the worker that serves, or boots for, this slot
+	failures     int     // in a row, for the backoff
+	bootFailures int     // in a row, for giving up
+	restart      Timer
+}
+
+type worker struct {
+	slot, gen    int
+	proc         Process
+	ctl          net.Conn
+	spawnedAt    time.Time
+	readyAt      time.Time
+	ready        bool
+	stopping     bool // the master asked it to go
+	bootTimedOut bool
+	bootTimer    Timer
+	killTimer    Timer
+	requests     uint64
+	active       uint32
+}
+
+// Loop events.
+type (
+	exitEvent struct {
+		w    *worker
+		exit Exit
+	}
+	msgEvent struct {
+		w   *worker
+		msg control.Message
+	}
+	ctlErrEvent struct {
+		w   *worker
+		err error
+	}
+	actionEvent struct{ a signals.Action }
+	timerEvent  func()
+)
+
+// ErrWorkerRole is returned by NewMaster in a worker process.
+var ErrWorkerRole = errors.New("prefork: NewMaster called in a worker process; call Serve, which runs the worker")
+
+// NewMaster validates opts and binds every address. It starts no process:
+// [Master.Run] does. Errors name the offending field and value.
+func NewMaster(opts Options) (*Master, error) {
+	if IsWorker() {
+		return nil, ErrWorkerRole
+	}
+	cfg, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	m := &Master{
+		cfg:     cfg,
+		clock:   cfg.Clock,
+		spawner: cfg.Spawner,
+		baseEnv: workerEnviron(os.Environ()),
+		events:  make(chan any, 64),
+		done:    make(chan struct{}),
+		workers: make(map[*worker]struct{}),
+	}
+	if m.spawner == nil {
+		m.spawner = &ExecSpawner{}
+	}
+	for i := range cfg.Workers {
+		m.slots = append(m.slots, &slot{id: i})
+	}
+	if err := m.bindAll(); err != nil {
+		m.closeSockets()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Addrs returns the bound addresses, in Options order (Addr first); a ":0"
+// address shows the port the kernel picked.
+func (m *Master) Addrs() []net.Addr {
+	out := make([]net.Addr, len(m.lns))
+	for i, ln := range m.lns {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Do asks the running master for an action, as the signal mapped to it
+// would. It returns at once; the master acts in order. It does nothing once
+// Run has returned.
+func (m *Master) Do(a signals.Action) {
+	m.post(actionEvent{a})
+}
+
+// Shutdown asks for a graceful shutdown: Do(signals.Shutdown).
+func (m *Master) Shutdown() { m.Do(signals.Shutdown) }
+
+// Run starts the workers and supervises them until a shutdown, then
+// returns nil, or a *BootError when workers kept failing to boot. It
+// catches the signals of Options.Signals while it runs. Run may be called
+// once.
+func (m *Master) Run() error {
+	err := errors.New("prefork: Master.Run called twice")
+	m.running.Do(func() { err = m.run() })
+	return err
+}
+
+func (m *Master) run() error {
+	stopSignals := m.forwardSignals()
+	for _, s := range m.slots {
+		m.spawn(s)
+	}
+	for !(m.stopping && len(m.workers) == 0) {
+		m.handle(<-m.events)
+	}
+	close(m.done)
+	stopSignals()
+	m.wg.Wait()
+	m.closeSockets()
+	m.emit(Event{Kind: EventStopped})
+	return m.stopErr
+}
+
+func (m *Master) forwardSignals() (stop func()) {
+	sigc := make(chan os.Signal, 8)
+	signal.Notify(sigc, m.cfg.Signals.Signals()...)
+	quit := make(chan struct{})
+	m.wg.Go(func() {
+		for {
+			select {
+			case sig := <-sigc:
+				m.Do(m.cfg.Signals[sig])
+			case <-quit:
+				return
+			}
+		}
+	})
+	return func() { signal.Stop(sigc); close(quit) }
+}
+
+// post hands an event to the loop, or drops it once the loop has ended.
+func (m *Master) post(ev any) {
+	select {
+	case m.events <- ev:
+	case <-m.done:
+	}
+}
+
+// after runs f in the loop once d has passed on the master's clock.
+func (m *Master) after(d time.Duration, f func()) Timer {
+	return m.clock.AfterFunc(d, func() { m.post(timerEvent(f)) })
+}
+
+func (m *Master) handle(ev any) {
+	switch ev := ev.(type) {
+	case exitEvent:
+		m.onExit(ev.w, ev.exit)
+	case msgEvent:
+		m.onMessage(ev.w, ev.msg)
+	case ctlErrEvent:
+		m.onProtocolError(ev.w, ev.err)
+	case actionEvent:
+		m.onAction(ev.a)
+	case timerEvent:
+		ev()
+	}
+}
+
+func (m *Master) onAction(a signals.Action) {
+	m.emit(Event{Kind: EventAction, Action: a})
+	switch a {
+	case signals.Shutdown:
+		m.stop(true, nil)
+	case signals.Quit:
+		m.stop(false, nil)
+	default:
+		m.cfg.Logger.Warn("action not supported yet", "action", a.String())
+	}
+}
+
+// stop drains (graceful) or quits every worker; no worker starts after it.
+// A quit may follow a graceful stop and hurries it; the reverse does nothing.
+func (m *Master) stop(graceful bool, err error) {
+	if m.stopping && (graceful || m.quitting) {
+		return
+	}
+	m.stopping = true
+	m.quitting = !graceful
+	if m.stopErr == nil {
+		m.stopErr = err
+	}
+	for _, s := range m.slots {
+		if s.restart != nil {
+			s.restart.Stop()
+			s.restart = nil
+		}
+	}
+	for _, w := range m.liveWorkers() {
+		m.stopWorker(w, graceful)
+	}
+}
+
+// liveWorkers lists the workers in a stable order, for deterministic logs.
+func (m *Master) liveWorkers() []*worker {
+	ws := make([]*worker, 0, len(m.workers))
+	for w := range m.workers {
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(a, b *worker) int { return a.gen - b.gen })
+	return ws
+}
+
+// stopWorker tells w to drain or quit, and arms the kill that follows if it
+// has not exited in time.
+func (m *Master) stopWorker(w *worker, graceful bool) {
+	w.stopping = true
+	msg := control.Message{Type: control.TypeQuit}
+	deadline := quitTimeout
+	if graceful {
+		msg = control.Message{Type: control.TypeDrain, Deadline: m.cfg.GracefulTimeout}
+		deadline = m.cfg.GracefulTimeout + killGrace
+		m.emit(Event{Kind: EventDraining, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid()})
+	}
+	m.send(w, msg)
+	if w.killTimer != nil {
+		w.killTimer.Stop()
+	}
+	w.killTimer = m.after(deadline, func() {
+		if _, live := m.workers[w]; live {
+			m.emit(Event{Kind: EventKilled, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: deadline})
+			w.proc.Signal(syscall.SIGKILL)
+		}
+	})
+}
+
+// send writes one message to a worker. A worker that cannot take it is dead
+// or dying; its exit arrives as an event, so the error is dropped here.
+func (m *Master) send(w *worker, msg control.Message) {
+	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))
+	control.Write(w.ctl, msg)
+}
+
+// workerEnviron is the environment the workers inherit: the master's,
+// less the variables that belong to the master alone — a stale marker,
+// tableflip's and systemd's hand-over variables.
+func workerEnviron(env []string) []string {
+	private := []string{MarkerEnv, "TABLEFLIP_HAS_PARENT_7DIU3", "LISTEN_FDS", "LISTEN_PID",
+		"LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(private, k)
+	})
+}
+
+func (m *Master) closeSockets() {
+	for _, f := range m.files {
+		f.Close()
+	}
+	for _, ln := range m.lns {
+		ln.Close()
+	}
+	if m.upg != nil {
+		m.upg.Stop()
+	}
+}
+
+// describe names a worker in errors.
+func (w *worker) String() string {
+	return fmt.Sprintf("worker slot %d (gen %d, pid %d)", w.slot, w.gen, w.proc.Pid())
+}

@@ -1,0 +1,209 @@
+package prefork
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/gracefork/gracefork/internal/sockets"
+	"github.com/gracefork/gracefork/signals"
+)
+
+// Defaults for the zero values of [Options].
+const (
+	DefaultGracefulTimeout = 30 * time.Second
+	DefaultBootTimeout     = 30 * time.Second
+	DefaultMaxBootFailures = 5
+	// DefaultDrainIdle is how long a draining worker waits for a silent
+	// keep-alive connection's next request before closing it.
+	DefaultDrainIdle = time.Second
+)
+
+// Restart backoff: the first restart after a crash is immediate, each
+// further one in a row waits twice as long, from minBackoff up to
+// maxBackoff. A worker that stays ready for stableUptime clears the count.
+const (
+	minBackoff   = 100 * time.Millisecond
+	maxBackoff   = 10 * time.Second
+	stableUptime = 10 * time.Second
+	// killGrace is how long the master waits past a worker's own deadline
+	// before it sends SIGKILL.
+	killGrace = 2 * time.Second
+	// quitTimeout bounds a quick shutdown.
+	quitTimeout = 2 * time.Second
+	// heartbeatInterval is how often a worker reports.
+	heartbeatInterval = time.Second
+)
+
+// Options configure [Serve] and [NewMaster]. The zero value of every field is
+// its default. The same Options must be passed in the master and the workers
+// (they are, when every process runs the same main).
+type Options struct {
+	// Addr is the address to listen on: "host:port" (":8080",
+	// "127.0.0.1:0", "[::1]:8080") or "unix:/path/to.sock". Use Addrs for
+	// several; at least one address is required.
+	Addr string
+	// Addrs are further addresses to listen on; every worker serves them all.
+	Addrs []string
+
+	// Workers is the number of worker processes; default: GOMAXPROCS of
+	// the master, that is, one per available core.
+	Workers int
+
+	// Server is the template for each worker's http.Server: timeouts,
+	// MaxHeaderBytes, TLSConfig (set Certificates or GetCertificate; the
+	// worker then serves TLS), ErrorLog, BaseContext, ConnContext and so on.
+	// Its Addr and Handler are ignored, and ConnState is called after the
+	// worker's own connection tracking. Nil means a zero http.Server.
+	Server *http.Server
+
+	// GracefulTimeout bounds a drain: how long in-flight requests may run
+	// after a worker is told to stop. The master kills what is left a
+	// little after it. Default DefaultGracefulTimeout.
+	GracefulTimeout time.Duration
+	// DrainIdle is how long a draining worker waits for the next request
+	// on a silent keep-alive connection before it closes it. Default
+	// DefaultDrainIdle.
+	DrainIdle time.Duration
+	// BootTimeout is how long a new worker may take to report ready
+	// before it is killed and counted as a failed boot. Default
+	// DefaultBootTimeout.
+	BootTimeout time.Duration
+	// MaxBootFailures is how many failed boots in a row make Serve stop
+	// everything and return a *BootError. Default DefaultMaxBootFailures.
+	MaxBootFailures int
+
+	// Signals maps signals to actions; default signals.Default(), Gunicorn's
+	// table. It must leave a way to shut down.
+	Signals signals.Map
+
+	// Logger receives the master's events and the workers' own lines,
+	// one structured record each. Default: text to stderr.
+	Logger *slog.Logger
+	// OnEvent, if set, is called from the master's loop with every event,
+	// in order. It must return quickly. Tests use it to wait for a state.
+	OnEvent func(Event)
+
+	// Spawner starts workers; default: the running executable re-executed
+	// with the same arguments. preforktest provides a fake for tests.
+	Spawner Spawner
+	// Clock is the master's time source; default: the real clock.
+	// preforktest provides a fake that tests advance by hand.
+	Clock Clock
+}
+
+// OptionError reports an invalid field of [Options], before any socket is
+// bound or process started.
+type OptionError struct {
+	Field  string // e.g. "Workers" or "Addrs[1]"
+	Value  any
+	Reason string
+	Err    error // the cause, when there is one (a failed bind)
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("prefork: Options.%s = %#v: %s", e.Field, e.Value, e.Reason)
+}
+
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// config is Options validated and with defaults applied.
+type config struct {
+	Options
+	addrs  []sockets.Addr
+	fields []string // the field each addr came from, for error messages
+	procs  int      // GOMAXPROCS for each worker, 0 to inherit
+}
+
+func (o Options) validate() (*config, error) {
+	c := &config{Options: o}
+	if err := c.parseAddrs(); err != nil {
+		return nil, err
+	}
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"GracefulTimeout", &c.GracefulTimeout, DefaultGracefulTimeout},
+		{"DrainIdle", &c.DrainIdle, DefaultDrainIdle},
+		{"BootTimeout", &c.BootTimeout, DefaultBootTimeout},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return nil, &OptionError{Field: d.name, Value: *d.v, Reason: "must not be negative"}
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.Workers < 0 {
+		return nil, &OptionError{Field: "Workers", Value: c.Workers, Reason: "must not be negative"}
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxBootFailures < 0 {
+		return nil, &OptionError{Field: "MaxBootFailures", Value: c.MaxBootFailures, Reason: "must not be negative"}
+	}
+	if c.MaxBootFailures == 0 {
+		c.MaxBootFailures = DefaultMaxBootFailures
+	}
+	if c.Signals == nil {
+		c.Signals = signals.Default()
+	}
+	if err := c.Signals.Validate(); err != nil {
+		return nil, &OptionError{Field: "Signals", Value: c.Signals, Reason: err.Error(), Err: err}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	c.procs = workerProcs(c.Workers)
+	return c, nil
+}
+
+func (c *config) parseAddrs() error {
+	add := func(field, s string) error {
+		a, err := sockets.Parse(s)
+		if err != nil {
+			return &OptionError{Field: field, Value: s, Reason: err.Error()}
+		}
+		for i, prev := range c.addrs {
+			if prev == a {
+				return &OptionError{Field: field, Value: s, Reason: "repeats Options." + c.fields[i]}
+			}
+		}
+		c.addrs = append(c.addrs, a)
+		c.fields = append(c.fields, field)
+		return nil
+	}
+	if c.Addr == "" && len(c.Addrs) == 0 {
+		return &OptionError{Field: "Addr", Value: c.Addr, Reason: "no address to listen on (set Addr or Addrs)"}
+	}
+	if c.Addr != "" {
+		if err := add("Addr", c.Addr); err != nil {
+			return err
+		}
+	}
+	for i, s := range c.Addrs {
+		if err := add(fmt.Sprintf("Addrs[%d]", i), s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// workerProcs splits the master's CPUs between the workers (DESIGN decision
+// 10), unless the user set GOMAXPROCS, which the workers then inherit.
+func workerProcs(workers int) int {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return 0
+	}
+	return max(1, runtime.GOMAXPROCS(0)/workers)
+}

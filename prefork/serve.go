@@ -1,0 +1,34 @@
+package prefork
+
+import (
+	"net/http"
+)
+
+// Serve runs h in N worker processes of this binary that share the
+// listening sockets, supervised by this process, the master.
+//
+// The same program runs in every process: Serve looks for the worker marker
+// in the environment ([IsWorker]). Without it, this process is the master:
+// it validates opts, binds every address, starts the workers, restarts the
+// ones that crash, and acts on signals (see package signals) until it is
+// told to stop. With it, Serve serves h on the inherited sockets until the
+// master tells it to drain, or the master dies.
+//
+// In both roles Serve returns nil after a graceful shutdown, so write
+//
+//	if err := prefork.Serve(h, opts); err != nil {
+//		log.Fatal(err)
+//	}
+//
+// Invalid options return an *OptionError before anything is started;
+// repeated boot failures a *BootError.
+func Serve(h http.Handler, opts Options) error {
+	if IsWorker() {
+		return serveWorker(h, opts)
+	}
+	m, err := NewMaster(opts)
+	if err != nil {
+		return err
+	}
+	return m.Run()
+}

@@ -1,0 +1,218 @@
+package prefork
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/internal/sockets"
+)
+
+// BootError is returned by Run when a slot's workers failed to boot
+// MaxBootFailures times in a row: each exited before it was ready, or was
+// not ready within BootTimeout.
+type BootError struct {
+	Slot     int
+	Attempts int
+	// Exit is how the last attempt ended; its Stderr holds the lines it
+	// wrote last.
+	Exit     Exit
+	TimedOut bool  // the last attempt was killed at BootTimeout
+	Spawn    error // the Spawner failed, instead of a process exiting
+}
+
+func (e *BootError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "prefork: worker slot %d failed to boot %d times in a row; last attempt: ", e.Slot, e.Attempts)
+	switch {
+	case e.Spawn != nil:
+		b.WriteString(e.Spawn.Error())
+	case e.TimedOut:
+		fmt.Fprintf(&b, "not ready within BootTimeout, killed (%v)", e.Exit)
+	default:
+		b.WriteString(e.Exit.String())
+	}
+	if len(e.Exit.Stderr) > 0 {
+		b.WriteString("; its last stderr lines:\n\t")
+		b.WriteString(strings.Join(e.Exit.Stderr, "\n\t"))
+	}
+	return b.String()
+}
+
+func (e *BootError) Unwrap() error { return e.Spawn }
+
+func (m *Master) spawn(s *slot) {
+	m.gen++
+	w := &worker{slot: s.id, gen: m.gen, spawnedAt: m.clock.Now()}
+	proc, ctl, err := m.start(w)
+	if err != nil {
+		m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Generation: w.gen, Err: err})
+		m.bootFailed(s, &BootError{Slot: s.id, Spawn: err})
+		return
+	}
+	w.proc, w.ctl = proc, ctl
+	s.w = w
+	m.workers[w] = struct{}{}
+	w.bootTimer = m.after(m.cfg.BootTimeout, func() { m.onBootTimeout(w) })
+	m.wg.Go(func() { m.post(exitEvent{w, proc.Wait()}) })
+	m.wg.Go(func() { m.readControl(w) })
+	m.emit(Event{Kind: EventSpawned, Slot: s.id, Generation: w.gen, Pid: proc.Pid()})
+}
+
+// start makes the worker's control channel and asks the spawner for it.
+func (m *Master) start(w *worker) (Process, net.Conn, error) {
+	mine, theirs, err := sockets.Pair()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer mine.Close()
+	fds := make([]int, len(m.files))
+	for i := range fds {
+		fds[i] = 4 + i // after the control socket at 3
+	}
+	marker := spec{slot: w.slot, gen: w.gen, ctl: 3, fds: fds, procs: m.cfg.procs}
+	proc, err := m.spawner.Spawn(WorkerSpec{
+		Slot: w.slot, Generation: w.gen, Control: theirs, Listeners: m.files,
+		Env: append(m.baseEnv[:len(m.baseEnv):len(m.baseEnv)], MarkerEnv+"="+marker.encode()),
+	})
+	theirs.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := net.FileConn(mine)
+	if err != nil {
+		proc.Signal(syscall.SIGKILL)
+		proc.Wait()
+		return nil, nil, err
+	}
+	return proc, conn, nil
+}
+
+func (m *Master) readControl(w *worker) {
+	for {
+		msg, err := control.Read(w.ctl)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+				m.post(ctlErrEvent{w, err})
+			}
+			return
+		}
+		m.post(msgEvent{w, msg})
+	}
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+func (m *Master) onMessage(w *worker, msg control.Message) {
+	switch msg.Type {
+	case control.TypeReady:
+		m.onReady(w)
+	case control.TypeHeartbeat:
+		w.requests, w.active = msg.Requests, msg.Active
+	default:
+		m.onProtocolError(w, fmt.Errorf("%w: %v is not for the master", control.ErrType, msg.Type))
+	}
+}
+
+func (m *Master) onReady(w *worker) {
+	if w.ready {
+		return
+	}
+	w.ready = true
+	w.readyAt = m.clock.Now()
+	w.bootTimer.Stop()
+	if s := m.slots[w.slot]; s.w == w {
+		s.bootFailures = 0
+	}
+	m.emit(Event{Kind: EventReady, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: w.readyAt.Sub(w.spawnedAt)})
+}
+
+// onProtocolError kills a worker that sent something unreadable: a master
+// cannot supervise what it cannot understand. It is restarted as a crash.
+func (m *Master) onProtocolError(w *worker, err error) {
+	if _, live := m.workers[w]; !live {
+		return
+	}
+	m.emit(Event{Kind: EventProtocolError, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Err: err})
+	w.proc.Signal(syscall.SIGKILL)
+}
+
+func (m *Master) onBootTimeout(w *worker) {
+	if _, live := m.workers[w]; !live || w.ready || w.stopping {
+		return
+	}
+	w.bootTimedOut = true
+	m.emit(Event{Kind: EventBootTimeout, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: m.cfg.BootTimeout})
+	w.proc.Signal(syscall.SIGKILL)
+}
+
+func (m *Master) onExit(w *worker, exit Exit) {
+	delete(m.workers, w)
+	w.ctl.Close()
+	w.bootTimer.Stop()
+	if w.killTimer != nil {
+		w.killTimer.Stop()
+	}
+	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: w.stopping || m.stopping})
+	s := m.slots[w.slot]
+	if s.w != w {
+		return
+	}
+	s.w = nil
+	if m.stopping || w.stopping {
+		return
+	}
+	if !w.ready {
+		m.bootFailed(s, &BootError{Slot: s.id, Exit: exit, TimedOut: w.bootTimedOut})
+		return
+	}
+	if m.clock.Now().Sub(w.readyAt) >= stableUptime {
+		s.failures = 0
+	}
+	s.failures++
+	m.scheduleRestart(s)
+}
+
+// bootFailed counts a worker that never became ready; enough in a row and
+// the master gives up, draining the workers that do serve.
+func (m *Master) bootFailed(s *slot, e *BootError) {
+	s.failures++
+	s.bootFailures++
+	if s.bootFailures >= m.cfg.MaxBootFailures {
+		e.Attempts = s.bootFailures
+		m.emit(Event{Kind: EventGivingUp, Slot: s.id, Err: e})
+		m.stop(true, e)
+		return
+	}
+	m.scheduleRestart(s)
+}
+
+func (m *Master) scheduleRestart(s *slot) {
+	d := backoff(s.failures)
+	m.emit(Event{Kind: EventRestartScheduled, Slot: s.id, Delay: d})
+	if d == 0 {
+		m.spawn(s)
+		return
+	}
+	s.restart = m.after(d, func() {
+		s.restart = nil
+		if !m.stopping && s.w == nil {
+			m.spawn(s)
+		}
+	})
+}
+
+// backoff is the wait before the restart that follows n failures in a row:
+// none after the first, then minBackoff doubling up to maxBackoff.
+func backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	d := minBackoff << min(n-2, 16)
+	return min(d, maxBackoff)
+}

@@ -1,0 +1,371 @@
+package prefork
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/internal/sockets"
+)
+
+// workerProc is this process, when it is a worker.
+type workerProc struct {
+	cfg  *config
+	log  *slog.Logger
+	ctl  net.Conn
+	lns  []net.Listener
+	srv  *http.Server
+	wg   sync.WaitGroup
+	done chan struct{}
+
+	ctlMu    sync.Mutex
+	draining atomic.Bool
+	requests atomic.Uint64
+	conns    connTracker
+}
+
+// stopReq is why a worker stops: a drain with a deadline, or a quit.
+type stopReq struct {
+	drain    bool
+	deadline time.Duration
+	why      string
+}
+
+func serveWorker(h http.Handler, opts Options) error {
+	if markerErr != nil {
+		return markerErr
+	}
+	cfg, err := opts.validate()
+	if err != nil {
+		return err
+	}
+	if mySpec.procs > 0 {
+		runtime.GOMAXPROCS(mySpec.procs)
+	}
+	w := &workerProc{cfg: cfg, done: make(chan struct{})}
+	w.log = cfg.Logger.With("slot", mySpec.slot, "gen", mySpec.gen, "pid", os.Getpid())
+	if err := w.inherit(mySpec); err != nil {
+		return err
+	}
+	w.srv = w.server(h)
+	return w.run()
+}
+
+// inherit opens the control channel and the listeners the master handed
+// down, after checking they are what the marker says: a marker that leaked
+// into a process nobody started as a worker must fail here, not hang.
+func (w *workerProc) inherit(s spec) error {
+	if err := sockets.CheckControl(s.ctl); err != nil {
+		return leakedMarker(fmt.Sprintf("%s names control %v", MarkerEnv, err))
+	}
+	if len(s.fds) != len(w.cfg.addrs) {
+		return leakedMarker(fmt.Sprintf("%s names %d listeners, Options name %d addresses", MarkerEnv, len(s.fds), len(w.cfg.addrs)))
+	}
+	for _, fd := range s.fds {
+		if err := sockets.CheckListener(fd); err != nil {
+			return leakedMarker(fmt.Sprintf("%s names listener %v", MarkerEnv, err))
+		}
+	}
+	var err error
+	if w.ctl, err = fileConn(s.ctl); err != nil {
+		return err
+	}
+	for _, fd := range s.fds {
+		f := os.NewFile(uintptr(fd), "listener")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("prefork: inherited listener fd %d: %w", fd, err)
+		}
+		w.lns = append(w.lns, ln)
+	}
+	return nil
+}
+
+func fileConn(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "control")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("prefork: inherited control fd %d: %w", fd, err)
+	}
+	return c, nil
+}
+
+// server builds this worker's http.Server from the user's template.
+func (w *workerProc) server(h http.Handler) *http.Server {
+	t := w.cfg.Server
+	if t == nil {
+		t = &http.Server{}
+	}
+	userState := t.ConnState
+	return &http.Server{
+		Handler:                      w.wrap(h),
+		DisableGeneralOptionsHandler: t.DisableGeneralOptionsHandler,
+		TLSConfig:                    t.TLSConfig,
+		ReadTimeout:                  t.ReadTimeout,
+		ReadHeaderTimeout:            t.ReadHeaderTimeout,
+		WriteTimeout:                 t.WriteTimeout,
+		IdleTimeout:                  t.IdleTimeout,
+		MaxHeaderBytes:               t.MaxHeaderBytes,
+		TLSNextProto:                 t.TLSNextProto,
+		ErrorLog:                     t.ErrorLog,
+		BaseContext:                  t.BaseContext,
+		ConnContext:                  t.ConnContext,
+		HTTP2:                        t.HTTP2,
+		Protocols:                    t.Protocols,
+		ConnState: func(c net.Conn, s http.ConnState) {
+			w.conns.track(c, s, w.draining.Load())
+			if userState != nil {
+				userState(c, s)
+			}
+		},
+	}
+}
+
+// wrap is the library's whole per-request cost: a counter, and a check of
+// the drain flag so that each keep-alive client learns from the answer to
+// its next request to reconnect, to another worker.
+func (w *workerProc) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.requests.Add(1)
+		if w.draining.Load() && r.ProtoMajor == 1 {
+			rw.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(rw, r)
+	})
+}
+
+func (w *workerProc) run() error {
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
+	// The master's signals, sent to a worker by hand or by a group kill,
+	// must not stop it (TTIN and TTOU would, by default).
+	signal.Ignore(syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(sigc)
+
+	for _, ln := range w.lns {
+		w.wg.Go(func() { w.serve(ln) })
+	}
+	w.send(control.Message{Type: control.TypeReady})
+	w.log.Debug("worker serving")
+	stops := make(chan stopReq, 2)
+	w.wg.Go(func() { w.readControl(stops) })
+	w.wg.Go(w.heartbeat)
+
+	var req stopReq
+	select {
+	case req = <-stops:
+	case sig := <-sigc:
+		req = stopFor(sig, w.cfg.GracefulTimeout)
+	}
+	w.stop(req, sigc, stops)
+	close(w.done)
+	w.sendFinal()
+	w.ctl.Close()
+	w.wg.Wait()
+	return nil
+}
+
+func stopFor(sig os.Signal, graceful time.Duration) stopReq {
+	if sig == syscall.SIGINT || sig == syscall.SIGQUIT {
+		return stopReq{why: sig.String()}
+	}
+	return stopReq{drain: true, deadline: graceful, why: sig.String()}
+}
+
+func (w *workerProc) serve(ln net.Listener) {
+	var err error
+	if w.srv.TLSConfig != nil {
+		err = w.srv.ServeTLS(ln, "", "")
+	} else {
+		err = w.srv.Serve(ln)
+	}
+	if !w.draining.Load() && !errors.Is(err, http.ErrServerClosed) {
+		w.log.Error("worker listener failed", "addr", ln.Addr().String(), "err", err)
+	}
+}
+
+// stop drains or quits. A quit (or a second signal) during a drain cuts it short.
+func (w *workerProc) stop(req stopReq, sigc <-chan os.Signal, stops <-chan stopReq) {
+	if !req.drain {
+		w.log.Info("worker quitting", "why", req.why)
+		w.draining.Store(true)
+		w.srv.Close()
+		return
+	}
+	w.log.Info("worker draining", "why", req.why, "deadline", req.deadline)
+	ctx, cancel := context.WithTimeout(context.Background(), req.deadline)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigc:
+		case r := <-stops:
+			if r.drain {
+				<-ctx.Done()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+		cancel()
+	}()
+	w.drain(ctx)
+	if err := w.srv.Shutdown(ctx); err != nil {
+		w.srv.Close()
+		w.log.Warn("worker drain cut short", "err", err, "open", w.conns.count())
+	}
+}
+
+// drain stops accepting — the socket lives on in the master and the other
+// workers, so queued connections are not lost — and waits until every
+// connection is gone: answered with Connection: close, or silent for longer
+// than DrainIdle.
+func (w *workerProc) drain(ctx context.Context) {
+	start := time.Now()
+	w.draining.Store(true)
+	for _, ln := range w.lns {
+		ln.Close()
+	}
+	tick := time.NewTicker(min(max(w.cfg.DrainIdle/10, 5*time.Millisecond), 50*time.Millisecond))
+	defer tick.Stop()
+	for w.conns.closeIdle(start, w.cfg.DrainIdle) > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// readControl turns the master's messages into a stop request. EOF means
+// the master is gone: drain, so that no worker outlives it.
+func (w *workerProc) readControl(stops chan<- stopReq) {
+	post := func(r stopReq) bool {
+		select {
+		case stops <- r:
+			return true
+		case <-w.done:
+			return false
+		}
+	}
+	for {
+		msg, err := control.Read(w.ctl)
+		if err != nil {
+			why := "master gone"
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				why = "control channel: " + err.Error()
+			}
+			post(stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: why})
+			return
+		}
+		ok := true
+		switch msg.Type {
+		case control.TypeDrain:
+			ok = post(stopReq{drain: true, deadline: msg.Deadline, why: "master asked"})
+		case control.TypeQuit:
+			ok = post(stopReq{why: "master asked"})
+		default:
+			w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+func (w *workerProc) heartbeat() {
+	t := time.NewTicker(heartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			w.send(w.beat())
+		case <-w.done:
+			return
+		}
+	}
+}
+
+func (w *workerProc) beat() control.Message {
+	return control.Message{Type: control.TypeHeartbeat, Requests: w.requests.Load(), Active: uint32(w.conns.count())}
+}
+
+// sendFinal reports the last counters before the worker exits.
+func (w *workerProc) sendFinal() { w.send(w.beat()) }
+
+func (w *workerProc) send(msg control.Message) {
+	w.ctlMu.Lock()
+	defer w.ctlMu.Unlock()
+	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))
+	control.Write(w.ctl, msg)
+}
+
+// connTracker follows the worker's connections through http.ConnState.
+type connTracker struct {
+	mu    sync.Mutex
+	conns map[net.Conn]connInfo
+}
+
+type connInfo struct {
+	state http.ConnState
+	since time.Time // set only while draining: the idle clock starts then
+}
+
+func (t *connTracker) track(c net.Conn, s http.ConnState, draining bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch s {
+	case http.StateClosed, http.StateHijacked:
+		delete(t.conns, c)
+		return
+	}
+	if t.conns == nil {
+		t.conns = make(map[net.Conn]connInfo)
+	}
+	ci := connInfo{state: s}
+	if draining {
+		ci.since = time.Now()
+	}
+	t.conns[c] = ci
+}
+
+func (t *connTracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}
+
+// closeIdle closes connections that have waited for a request for longer
+// than idle since the drain started, and returns how many remain open.
+func (t *connTracker) closeIdle(start time.Time, idle time.Duration) int {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, ci := range t.conns {
+		if ci.state != http.StateIdle && ci.state != http.StateNew {
+			continue
+		}
+		since := ci.since
+		if since.Before(start) {
+			since = start
+		}
+		if now.Sub(since) >= idle {
+			c.Close()
+			delete(t.conns, c)
+		}
+	}
+	return len(t.conns)
+}

@@ -1,0 +1,84 @@
+package signals
+
+import (
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestDefaultIsGunicorns(t *testing.T) {
+	want := map[syscall.Signal]Action{
+		syscall.SIGHUP: Reload, syscall.SIGTERM: Shutdown, syscall.SIGINT: Quit,
+		syscall.SIGQUIT: Quit, syscall.SIGUSR1: ReopenLogs, syscall.SIGUSR2: Upgrade,
+		syscall.SIGWINCH: StopWorkers, syscall.SIGTTIN: AddWorker, syscall.SIGTTOU: RemoveWorker,
+	}
+	m := Default()
+	if len(m) != len(want) {
+		t.Fatalf("Default has %d signals, want %d", len(m), len(want))
+	}
+	for sig, a := range want {
+		if m[sig] != a {
+			t.Errorf("Default()[%v] = %v, want %v", sig, m[sig], a)
+		}
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	cases := []struct {
+		name string
+		m    Map
+		want string
+	}{
+		{"kill", Map{syscall.SIGTERM: Shutdown, syscall.SIGKILL: Reload}, "killed cannot be caught"},
+		{"stop", Map{syscall.SIGTERM: Shutdown, syscall.SIGSTOP: Quit}, "stopped (signal) cannot be caught"},
+		{"unknown", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 42}, "unknown action(42)"},
+		{"zero", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 0}, "unknown action(0)"},
+		{"no way out", Map{syscall.SIGHUP: Reload}, ErrNoShutdown.Error()},
+		{"empty", Map{}, ErrNoShutdown.Error()},
+	}
+	for _, c := range cases {
+		err := c.m.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Validate() = %v, want it to say %q", c.name, err, c.want)
+		}
+	}
+	if err := (Map{syscall.SIGHUP: Reload}).Validate(); !errors.Is(err, ErrNoShutdown) {
+		t.Errorf("Validate() = %v, want ErrNoShutdown", err)
+	}
+}
+
+func TestRemapHUPToUpgrade(t *testing.T) {
+	m := Default()
+	m[syscall.SIGHUP] = Upgrade
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseAction(t *testing.T) {
+	for a := Reload; a <= RemoveWorker; a++ {
+		got, err := ParseAction(a.String())
+		if err != nil || got != a {
+			t.Errorf("ParseAction(%q) = %v, %v; want %v", a.String(), got, err, a)
+		}
+	}
+	if _, err := ParseAction("restart"); err == nil || !strings.Contains(err.Error(), `"restart"`) {
+		t.Errorf("ParseAction(restart) = %v, want an error naming it", err)
+	}
+}
+
+func TestSignalsStableOrder(t *testing.T) {
+	a, b := Default().Signals(), Default().Signals()
+	if len(a) != 9 {
+		t.Fatalf("Signals() has %d, want 9", len(a))
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("order differs at %d: %v vs %v", i, a[i], b[i])
+		}
+	}
+}
