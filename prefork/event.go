@@ -80,7 +80,10 @@ func (m *Master) log(e Event) {
 	level := slog.LevelInfo
 	attrs := make([]slog.Attr, 0, 6)
 	if e.Kind != EventListening && e.Kind != EventAction && e.Kind != EventStopped && e.Kind != EventGivingUp {
-		attrs = append(attrs, slog.Int("slot", e.Slot), slog.Int("gen", e.Generation))
+		attrs = append(attrs, slog.Int("slot", e.Slot))
+		if e.Generation != 0 {
+			attrs = append(attrs, slog.Int("gen", e.Generation))
+		}
 		if e.Pid != 0 {
 			attrs = append(attrs, slog.Int("pid", e.Pid))
 		}

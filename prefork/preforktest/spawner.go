@@ -1,0 +1,205 @@
+package preforktest
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/prefork"
+)
+
+// Patience bounds every wait in this package. It is a safety net that
+// turns a hung test into a failure, never a way to let time pass.
+var Patience = 30 * time.Second
+
+// Spawner is a prefork.Spawner whose workers are [Worker] values driven by
+// the test. The zero value is not usable; call NewSpawner.
+type Spawner struct {
+	spawned chan *Worker
+	mu      sync.Mutex
+	fail    []error
+	pid     int
+}
+
+var _ prefork.Spawner = (*Spawner)(nil)
+
+// NewSpawner returns a Spawner with no workers.
+func NewSpawner() *Spawner {
+	return &Spawner{spawned: make(chan *Worker, 1024), pid: 100000}
+}
+
+// FailNext makes the next Spawn return err instead of a worker.
+func (s *Spawner) FailNext(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = append(s.fail, err)
+}
+
+// Spawn implements prefork.Spawner.
+func (s *Spawner) Spawn(spec prefork.WorkerSpec) (prefork.Process, error) {
+	s.mu.Lock()
+	if len(s.fail) > 0 {
+		err := s.fail[0]
+		s.fail = s.fail[1:]
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.pid++
+	pid := s.pid
+	s.mu.Unlock()
+	conn, err := net.FileConn(spec.Control)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		Slot: spec.Slot, Generation: spec.Generation, Env: spec.Env, Listeners: len(spec.Listeners),
+		pid: pid, conn: conn, told: make(chan control.Message, 16),
+		exited: make(chan struct{}), signals: make(chan os.Signal, 16),
+	}
+	go w.read()
+	s.spawned <- w
+	return w, nil
+}
+
+// Next waits for the master's next spawn and returns the worker.
+func (s *Spawner) Next(t testing.TB) *Worker {
+	t.Helper()
+	select {
+	case w := <-s.spawned:
+		return w
+	case <-time.After(Patience):
+		t.Fatalf("preforktest: no worker spawned within %v", Patience)
+		return nil
+	}
+}
+
+// Worker is a fake worker process. It implements prefork.Process.
+type Worker struct {
+	Slot, Generation int
+	Env              []string
+	Listeners        int // how many sockets the worker was handed
+
+	pid     int
+	conn    net.Conn
+	told    chan control.Message
+	signals chan os.Signal
+	once    sync.Once
+	exited  chan struct{}
+	exit    prefork.Exit
+}
+
+var _ prefork.Process = (*Worker)(nil)
+
+// Pid returns the worker's fake pid.
+func (w *Worker) Pid() int { return w.pid }
+
+// Signal records sig; SIGKILL ends the worker as the kernel would.
+func (w *Worker) Signal(sig os.Signal) error {
+	select {
+	case w.signals <- sig:
+	default:
+	}
+	if sig == syscall.SIGKILL {
+		w.end(prefork.Exit{Code: -1, Signal: syscall.SIGKILL})
+	}
+	return nil
+}
+
+// Wait implements prefork.Process.
+func (w *Worker) Wait() prefork.Exit {
+	<-w.exited
+	return w.exit
+}
+
+// Ready tells the master the worker serves.
+func (w *Worker) Ready() error { return w.send(control.Message{Type: control.TypeReady}) }
+
+// Heartbeat reports the worker's counters.
+func (w *Worker) Heartbeat(requests uint64, active uint32) error {
+	return w.send(control.Message{Type: control.TypeHeartbeat, Requests: requests, Active: active})
+}
+
+// SendRaw writes bytes as they are to the control channel, to test how the
+// master treats a worker that breaks the protocol.
+func (w *Worker) SendRaw(b []byte) error {
+	_, err := w.conn.Write(b)
+	return err
+}
+
+func (w *Worker) send(m control.Message) error { return control.Write(w.conn, m) }
+
+// Exit ends the worker with the status code, as if it had written the
+// stderr lines last.
+func (w *Worker) Exit(code int, stderr ...string) {
+	w.end(prefork.Exit{Code: code, Stderr: stderr})
+}
+
+// Exited reports whether the worker has ended.
+func (w *Worker) Exited() bool {
+	select {
+	case <-w.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *Worker) end(e prefork.Exit) {
+	w.once.Do(func() {
+		w.exit = e
+		w.conn.Close()
+		close(w.exited)
+	})
+}
+
+// Stop is what the master told a worker: drain within Deadline, or quit.
+type Stop struct {
+	Drain    bool
+	Deadline time.Duration
+}
+
+// WaitStop waits until the master tells the worker to drain or quit.
+func (w *Worker) WaitStop(t testing.TB) Stop {
+	t.Helper()
+	select {
+	case m, ok := <-w.told:
+		if !ok {
+			t.Fatalf("preforktest: worker slot %d gen %d: control channel closed before a stop", w.Slot, w.Generation)
+		}
+		return Stop{Drain: m.Type == control.TypeDrain, Deadline: m.Deadline}
+	case <-time.After(Patience):
+		t.Fatalf("preforktest: worker slot %d gen %d was not told to stop within %v", w.Slot, w.Generation, Patience)
+		return Stop{}
+	}
+}
+
+// WaitSignal waits until the master signals the worker.
+func (w *Worker) WaitSignal(t testing.TB) os.Signal {
+	t.Helper()
+	select {
+	case s := <-w.signals:
+		return s
+	case <-time.After(Patience):
+		t.Fatalf("preforktest: worker slot %d gen %d got no signal within %v", w.Slot, w.Generation, Patience)
+		return nil
+	}
+}
+
+func (w *Worker) read() {
+	defer close(w.told)
+	for {
+		m, err := control.Read(w.conn)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				w.Exit(0) // the master closed the channel: it is gone
+			}
+			return
+		}
+		w.told <- m
+	}
+}
