@@ -155,6 +155,13 @@ func (w *workerProc) run() error {
 	// must not stop it (TTIN and TTOU would, by default).
 	signal.Ignore(syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
 	defer signal.Stop(sigc)
+	// Our stderr is a pipe to the master. Should the master die, a log
+	// line must not kill us with SIGPIPE in the middle of a drain: with
+	// SIGPIPE caught, the write fails with EPIPE instead. (Notify, not
+	// Ignore: an ignored signal would be inherited by the handler's children.)
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	defer signal.Stop(pipes)
 
 	for _, ln := range w.lns {
 		w.wg.Go(func() { w.serve(ln) })

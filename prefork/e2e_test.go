@@ -1,0 +1,442 @@
+package prefork_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefork/gracefork/prefork/preforktest"
+	"golang.org/x/sys/unix"
+)
+
+// proc is a real master: the test binary re-executed with helperEnv. Its
+// stderr carries its own and its workers' JSON log lines, which the test
+// reads to learn what happened, instead of waiting for time to pass.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs []map[string]any
+	raw  []string
+	more chan struct{}
+	eof  chan struct{}
+	exit chan error
+	pids map[int]bool // every worker pid seen, killed at cleanup if alive
+}
+
+func startMaster(t *testing.T, env ...string) *proc {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	p := &proc{t: t, more: make(chan struct{}), eof: make(chan struct{}), exit: make(chan error, 1), pids: map[int]bool{}}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	p.cmd.Env = append(os.Environ(), append([]string{helperEnv + "=1"}, env...)...)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go p.scan(stderr)
+	go func() { <-p.eof; p.exit <- p.cmd.Wait() }()
+	t.Cleanup(p.cleanup)
+	return p
+}
+
+func (p *proc) scan(r io.Reader) {
+	defer close(p.eof)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var rec map[string]any
+		json.Unmarshal([]byte(line), &rec) // non-JSON lines (a panic) stay in raw
+		p.mu.Lock()
+		p.raw = append(p.raw, line)
+		if rec != nil {
+			p.logs = append(p.logs, rec)
+			if rec["msg"] == "spawned" {
+				p.pids[int(rec["pid"].(float64))] = true
+			}
+		}
+		close(p.more)
+		p.more = make(chan struct{})
+		p.mu.Unlock()
+	}
+}
+
+// cleanup leaves nothing running, whatever the test did.
+func (p *proc) cleanup() {
+	p.cmd.Process.Kill()
+	<-p.eof
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pid := range p.pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if p.t.Failed() || os.Getenv("TEST_SHOW") != "" {
+		p.t.Logf("master output:\n%s", strings.Join(p.raw, "\n"))
+	}
+}
+
+// waitLog returns the first log record from index *from on with the
+// message and the fields given, and moves *from past it.
+func (p *proc) waitLog(from *int, msg string, fields map[string]any) map[string]any {
+	p.t.Helper()
+	deadline := time.After(preforktest.Patience)
+	for {
+		p.mu.Lock()
+		for ; *from < len(p.logs); *from++ {
+			if rec := p.logs[*from]; rec["msg"] == msg && matches(rec, fields) {
+				*from++
+				p.mu.Unlock()
+				return rec
+			}
+		}
+		more := p.more
+		p.mu.Unlock()
+		select {
+		case <-more:
+		case <-p.eof:
+			p.t.Fatalf("master exited without logging %q %v", msg, fields)
+		case <-deadline:
+			p.t.Fatalf("no log %q %v within %v", msg, fields, preforktest.Patience)
+		}
+	}
+}
+
+func matches(rec map[string]any, fields map[string]any) bool {
+	for k, v := range fields {
+		if fmt.Sprint(rec[k]) != fmt.Sprint(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func pidOf(rec map[string]any) int { return int(rec["pid"].(float64)) }
+
+// ready waits until n workers reported ready and returns their pids by slot.
+func (p *proc) ready(from *int, n int) map[int]int {
+	p.t.Helper()
+	pids := map[int]int{}
+	for len(pids) < n {
+		rec := p.waitLog(from, "ready", nil)
+		pids[int(rec["slot"].(float64))] = pidOf(rec)
+	}
+	return pids
+}
+
+func (p *proc) addr(from *int) string {
+	p.t.Helper()
+	return p.waitLog(from, "listening", nil)["addr"].(string)
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// wait waits for the master to exit and returns its exit status.
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case err := <-p.exit:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		return 0
+	case <-time.After(preforktest.Patience):
+		p.t.Fatalf("master did not exit within %v", preforktest.Patience)
+		return -1
+	}
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.raw, "\n")
+}
+
+// pidfds opens a pidfd for each process, so its exit can be awaited
+// without polling, even though it is not our child.
+func pidfds(t *testing.T, pids map[int]int) map[int]int {
+	t.Helper()
+	fds := map[int]int{}
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			t.Fatalf("pidfd_open(%d): %v", pid, err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		fds[pid] = fd
+	}
+	return fds
+}
+
+// waitGone waits until every process behind fds has exited.
+func waitGone(t *testing.T, fds map[int]int) {
+	t.Helper()
+	deadline := time.Now().Add(preforktest.Patience)
+	for pid, fd := range fds {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			ms := int(time.Until(deadline).Milliseconds())
+			if ms <= 0 {
+				t.Fatalf("process %d still alive after %v", pid, preforktest.Patience)
+			}
+			n, err := unix.Poll(pfd, ms)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 1 {
+				break
+			}
+		}
+	}
+}
+
+func get(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %q %v", url, resp.StatusCode, b, err)
+	}
+	return string(b)
+}
+
+func newClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: preforktest.Patience}
+}
+
+// A worker killed with SIGKILL is replaced in its slot, and a connection
+// made while the slot is empty waits in the master's socket and is
+// answered by the replacement.
+func TestE2EKilledWorkerIsReplaced(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=1")
+	var at int
+	url := "http://" + p.addr(&at) + "/"
+	old := p.ready(&at, 1)[0]
+	c := newClient()
+	if body := get(t, c, url); !strings.Contains(body, fmt.Sprintf("worker=0 pid=%d", old)) {
+		t.Fatalf("before the kill: %q", body)
+	}
+	syscall.Kill(old, syscall.SIGKILL)
+	p.waitLog(&at, "exited", map[string]any{"pid": old, "status": "signal: killed"})
+	body := get(t, c, url) // queued until the new worker accepts
+	rec := p.waitLog(&at, "ready", map[string]any{"slot": 0})
+	if want := fmt.Sprintf("worker=0 pid=%d", pidOf(rec)); !strings.Contains(body, want) || pidOf(rec) == old {
+		t.Fatalf("after the kill: %q, want %q from a new pid", body, want)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+}
+
+// SIGTERM while a request is in flight: the request completes, then the
+// master exits 0.
+func TestE2ETermDuringSlowRequest(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2")
+	var at int
+	url := "http://" + p.addr(&at) + "/slow"
+	fds := pidfds(t, p.ready(&at, 2))
+	slow := startSlow(t, url)
+	started := p.waitLog(&at, "slow request started", nil)
+	p.signal(syscall.SIGTERM)
+	p.waitLog(&at, "worker draining", map[string]any{"pid": started["pid"]})
+	slow.finish(t, started["pid"])
+	if code := p.wait(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+	waitGone(t, fds)
+}
+
+// slowReq is a request to /slow whose body the test is still sending.
+type slowReq struct {
+	feed *io.PipeWriter
+	res  chan string
+}
+
+func startSlow(t *testing.T, url string) *slowReq {
+	body, feed := io.Pipe()
+	s := &slowReq{feed: feed, res: make(chan string, 1)}
+	go func() {
+		resp, err := newClient().Post(url, "text/plain", body)
+		if err != nil {
+			s.res <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		s.res <- fmt.Sprintf("%d %s %v", resp.StatusCode, b, err)
+	}()
+	feed.Write([]byte("part one;"))
+	return s
+}
+
+// finish sends the rest of the body and checks the worker answered in full.
+func (s *slowReq) finish(t *testing.T, pid any) {
+	t.Helper()
+	s.feed.Write([]byte("part two"))
+	s.feed.Close()
+	if got, want := <-s.res, fmt.Sprintf("200 done worker="); !strings.HasPrefix(got, want) ||
+		!strings.Contains(got, fmt.Sprintf("pid=%v read=17 err=<nil>", pid)) {
+		t.Fatalf("slow request: %q, want a full answer from pid %v", got, pid)
+	}
+}
+
+// SIGKILL to the master: every worker notices the control channel close
+// and exits by itself. No orphans.
+// A request in flight when the master dies is still answered.
+func TestE2EKilledMasterLeavesNoWorkers(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2")
+	var at int
+	url := "http://" + p.addr(&at) + "/slow"
+	fds := pidfds(t, p.ready(&at, 2))
+	slow := startSlow(t, url)
+	started := p.waitLog(&at, "slow request started", nil)
+	p.signal(syscall.SIGKILL)
+	p.wait()
+	slow.finish(t, started["pid"])
+	waitGone(t, fds)
+}
+
+// A worker that panics at boot: after MaxBootFailures attempts Serve
+// returns an error quoting the exit status and the panic.
+func TestE2EBootPanicFailsServe(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=1", "TEST_BOOT_PANIC=1", "TEST_MAX_BOOT=2")
+	if code := p.wait(); code != 1 {
+		t.Fatalf("master exit %d, want 1", code)
+	}
+	var at int
+	rec := p.waitLog(&at, "serve error", nil)
+	err := rec["err"].(string)
+	for _, want := range []string{"failed to boot 2 times", "exit status 2", "panic: boom at boot"} {
+		if !strings.Contains(err, want) {
+			t.Errorf("Serve's error %q does not say %q", err, want)
+		}
+	}
+}
+
+// Ctrl-C in a terminal sends SIGINT to the foreground process group: the
+// master's, as the workers have groups of their own. Everything ends,
+// with no goroutine dump.
+func TestE2ECtrlC(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2")
+	var at int
+	p.addr(&at)
+	fds := pidfds(t, p.ready(&at, 2))
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+	waitGone(t, fds)
+	if out := p.output(); strings.Contains(out, "goroutine ") || strings.Contains(out, "panic") {
+		t.Fatalf("output has a dump:\n%s", out)
+	}
+}
+
+// systemd's default KillMode sends SIGTERM to every process at once: the
+// workers drain by themselves, the master is not fooled into restarting,
+// and a request in flight completes.
+func TestE2ETermToEveryProcess(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2")
+	var at int
+	url := "http://" + p.addr(&at) + "/"
+	pids := p.ready(&at, 2)
+	fds := pidfds(t, pids)
+	get(t, newClient(), url)
+	p.signal(syscall.SIGTERM)
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	if code := p.wait(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+	waitGone(t, fds)
+}
+
+// Two workers both answer under concurrent load.
+func TestE2ETwoWorkersShareLoad(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2")
+	var at int
+	url := "http://" + p.addr(&at) + "/"
+	pids := p.ready(&at, 2)
+	seen := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	c := newClient()
+	for range 16 {
+		wg.Go(func() {
+			for range 100 {
+				resp, err := c.Get(url)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				seen[strings.Fields(string(b))[1]]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for slot, pid := range pids {
+		if seen[fmt.Sprintf("pid=%d", pid)] == 0 {
+			t.Errorf("worker %d (pid %d) answered none of 1600 requests: %v", slot, pid, seen)
+		}
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait()
+}
+
+// A process that carries the worker marker but was not started by a
+// master says so and exits, without serving or hanging.
+func TestE2ELeakedMarker(t *testing.T) {
+	for name, val := range map[string]string{
+		"garbage":       "yes",
+		"no control fd": "v1;slot=0;gen=1;ctl=3;fds=4;procs=0",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := startMaster(t, "GRACEFORK_WORKER_7QZ3K9="+val)
+			if code := p.wait(); code != 1 {
+				t.Fatalf("exit %d, want 1", code)
+			}
+			var at int
+			err := p.waitLog(&at, "serve error", nil)["err"].(string)
+			if !strings.Contains(err, "not started by a gracefork master") || !strings.Contains(err, "unset GRACEFORK_WORKER_7QZ3K9") {
+				t.Fatalf("error %q does not explain the leak", err)
+			}
+		})
+	}
+}

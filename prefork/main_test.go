@@ -1,0 +1,74 @@
+package prefork_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gracefork/gracefork/prefork"
+	"go.uber.org/goleak"
+)
+
+// helperEnv makes the test binary run helperMain instead of the tests:
+// as a master when started by a test, as a worker when started by that master.
+const helperEnv = "GRACEFORK_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(helperMain())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// helperMain is the program the end-to-end tests run: prefork.Serve with
+// options and faults taken from the environment.
+func helperMain() int {
+	if prefork.IsWorker() && os.Getenv("TEST_BOOT_PANIC") != "" {
+		panic("boom at boot")
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	pid := os.Getpid()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "worker=%d pid=%d\n", prefork.WorkerID(), pid)
+	})
+	// /slow answers once the client has sent its whole body: the test
+	// decides when the request ends, without a clock.
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		log.Info("slow request started", "pid", pid)
+		n, err := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "done worker=%d pid=%d read=%d err=%v\n", prefork.WorkerID(), pid, n, err)
+	})
+	opts := prefork.Options{
+		Addr:            envOr("TEST_ADDR", "127.0.0.1:0"),
+		Workers:         envInt("TEST_WORKERS", 2),
+		GracefulTimeout: time.Duration(envInt("TEST_GRACEFUL_S", 30)) * time.Second,
+		MaxBootFailures: envInt("TEST_MAX_BOOT", 0),
+		Logger:          log,
+	}
+	if err := prefork.Serve(mux, opts); err != nil {
+		log.Error("serve error", "err", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(k string, def int) int {
+	n, err := strconv.Atoi(os.Getenv(k))
+	if err != nil {
+		return def
+	}
+	return n
+}
