@@ -440,3 +440,88 @@ func TestE2ELeakedMarker(t *testing.T) {
 		})
 	}
 }
+
+// Rolling reloads under keep-alive load from a client that never retries:
+// no request fails, and the answers come from the new workers after.
+func TestE2EReloadUnderLoadLosesNothing(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2")
+	var at int
+	addr := p.addr(&at)
+	p.ready(&at, 2)
+	load := startLoad(addr, 32)
+	load.waitMore(t, 200)
+	for range 5 {
+		p.signal(syscall.SIGHUP)
+		p.waitLog(&at, "reload done", nil)
+		load.waitMore(t, 200)
+	}
+	load.finish(t)
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+	if got := strings.Count(p.output(), `"msg":"spawned"`); got != 12 {
+		t.Fatalf("%d workers spawned, want 2 + 5×2", got)
+	}
+}
+
+// TTIN/TTOU pairs and a WINCH followed by HUP under the same load.
+func TestE2EScaleAndStopWorkersUnderLoad(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2")
+	var at int
+	addr := p.addr(&at)
+	p.ready(&at, 2)
+	load := startLoad(addr, 32)
+	load.waitMore(t, 200)
+	for range 3 {
+		p.signal(syscall.SIGTTIN)
+		p.waitLog(&at, "ready", map[string]any{"slot": 2})
+		load.waitMore(t, 100)
+		p.signal(syscall.SIGTTOU)
+		p.waitLog(&at, "exited", map[string]any{"slot": 2, "expected": true})
+		load.waitMore(t, 100)
+	}
+	// WINCH drains every worker; connections wait in the master's socket
+	// until HUP brings workers back.
+	p.signal(syscall.SIGWINCH)
+	p.waitLog(&at, "scaled", map[string]any{"workers": 0})
+	p.waitLog(&at, "exited", map[string]any{"expected": true})
+	p.waitLog(&at, "exited", map[string]any{"expected": true})
+	p.signal(syscall.SIGHUP)
+	p.ready(&at, 2)
+	load.waitMore(t, 200)
+	load.finish(t)
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+}
+
+// A reload to a binary whose workers cannot boot leaves the old workers
+// serving, under load, with nothing lost.
+func TestE2EFailedReloadKeepsServing(t *testing.T) {
+	dir := t.TempDir()
+	flag := dir + "/broken"
+	p := startMaster(t, "TEST_WORKERS=2", "TEST_BOOT_PANIC_IF="+flag)
+	var at int
+	addr := p.addr(&at)
+	old := p.ready(&at, 2)
+	load := startLoad(addr, 16)
+	load.waitMore(t, 100)
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	rec := p.waitLog(&at, "reload failed", nil)
+	if err := rec["err"].(string); !strings.Contains(err, "panic: boom at boot") {
+		t.Fatalf("reload failure %q lacks the worker's stderr", err)
+	}
+	load.waitMore(t, 200)
+	load.finish(t)
+	body := get(t, newClient(), "http://"+addr+"/")
+	if !strings.Contains(body, fmt.Sprintf("pid=%d", old[0])) && !strings.Contains(body, fmt.Sprintf("pid=%d", old[1])) {
+		t.Fatalf("answer %q not from an old worker %v", body, old)
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait()
+}

@@ -27,6 +27,11 @@ const (
 	EventSpawnFailed                           // the Spawner failed: Err
 	EventProtocolError                         // a worker broke the control protocol: Err
 	EventStopped                               // every worker is gone; Run returns
+	EventReloadStarted                         // a rolling reload began: Workers
+	EventReloadQueued                          // a reload was asked for during one: one more pass follows
+	EventReloadDone                            // every slot was replaced: Workers
+	EventReloadFailed                          // a new worker did not boot; the old ones serve on: Slot, Exit, Err
+	EventScaled                                // the worker count changed: Workers
 )
 
 var eventNames = [...]string{
@@ -43,6 +48,11 @@ var eventNames = [...]string{
 	EventSpawnFailed:      "spawn failed",
 	EventProtocolError:    "protocol error",
 	EventStopped:          "stopped",
+	EventReloadStarted:    "reload started",
+	EventReloadQueued:     "reload queued",
+	EventReloadDone:       "reload done",
+	EventReloadFailed:     "reload failed",
+	EventScaled:           "scaled",
 }
 
 func (k EventKind) String() string {
@@ -65,6 +75,7 @@ type Event struct {
 	Expected   bool // the master asked the worker to stop
 	Delay      time.Duration
 	Action     signals.Action
+	Workers    int // the worker count, for reload and scale events
 	Err        error
 }
 
@@ -79,7 +90,9 @@ func (m *Master) emit(e Event) {
 func (m *Master) log(e Event) {
 	level := slog.LevelInfo
 	attrs := make([]slog.Attr, 0, 6)
-	if e.Kind != EventListening && e.Kind != EventAction && e.Kind != EventStopped && e.Kind != EventGivingUp {
+	switch e.Kind {
+	case EventListening, EventAction, EventStopped, EventReloadStarted, EventReloadQueued, EventReloadDone, EventScaled:
+	default:
 		attrs = append(attrs, slog.Int("slot", e.Slot))
 		if e.Generation != 0 {
 			attrs = append(attrs, slog.Int("gen", e.Generation))
@@ -89,6 +102,11 @@ func (m *Master) log(e Event) {
 		}
 	}
 	switch e.Kind {
+	case EventReloadStarted, EventReloadDone, EventScaled:
+		attrs = append(attrs, slog.Int("workers", e.Workers))
+	case EventReloadFailed:
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("err", e.Err.Error()))
 	case EventListening:
 		attrs = append(attrs, slog.String("addr", e.Addr))
 	case EventReady:

@@ -31,6 +31,11 @@ func helperMain() int {
 	if prefork.IsWorker() && os.Getenv("TEST_BOOT_PANIC") != "" {
 		panic("boom at boot")
 	}
+	if f := os.Getenv("TEST_BOOT_PANIC_IF"); prefork.IsWorker() && f != "" {
+		if _, err := os.Stat(f); err == nil {
+			panic("boom at boot")
+		}
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	pid := os.Getpid()
 	mux := http.NewServeMux()

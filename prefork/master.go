@@ -3,6 +3,7 @@ package prefork
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -29,6 +30,8 @@ type Master struct {
 	files []*os.File // the listeners' descriptors, handed to every worker
 	upg   *tableflip.Upgrader
 
+	logFile *logFile // Options.LogFile, when set
+
 	events  chan any
 	done    chan struct{} // closed when the loop has ended
 	wg      sync.WaitGroup
@@ -36,22 +39,27 @@ type Master struct {
 
 	// Owned by the loop goroutine.
 	gen      int
-	slots    []*slot
+	slots    []*slot // the active slots; len(slots) is the worker count now
 	workers  map[*worker]struct{}
 	stopping bool // shutting down: no more spawns
 	quitting bool // quick shutdown
 	stopErr  error
+	reload   reloadState
 }
 
+// slot is one of the N places a worker serves in. During a reload it holds
+// the serving worker and its replacement, until the replacement is ready.
 type slot struct {
 	id           int
 	w            *worker // the worker that serves, or boots for, this slot
+	next         *worker // its replacement, booting, during a reload
 	failures     int     // in a row, for the backoff
 	bootFailures int     // in a row, for giving up
 	restart      Timer
 }
 
 type worker struct {
+	s            *slot
 	slot, gen    int
 	proc         Process
 	ctl          net.Conn
@@ -106,14 +114,30 @@ func NewMaster(opts Options) (*Master, error) {
 		done:    make(chan struct{}),
 		workers: make(map[*worker]struct{}),
 	}
+	if cfg.LogFile != "" {
+		lf, err := openLogFile(cfg.LogFile)
+		if err != nil {
+			return nil, &OptionError{Field: "LogFile", Value: cfg.LogFile, Reason: err.Error(), Err: err}
+		}
+		m.logFile = lf
+		if opts.Logger == nil {
+			cfg.Logger = slog.New(slog.NewTextHandler(lf, nil))
+		}
+	}
 	if m.spawner == nil {
 		m.spawner = &ExecSpawner{}
+		if m.logFile != nil {
+			m.spawner = &ExecSpawner{Stdout: m.logFile, Stderr: m.logFile}
+		}
 	}
 	for i := range cfg.Workers {
 		m.slots = append(m.slots, &slot{id: i})
 	}
 	if err := m.bindAll(); err != nil {
 		m.closeSockets()
+		if m.logFile != nil {
+			m.logFile.Close()
+		}
 		return nil, err
 	}
 	return m, nil
@@ -152,7 +176,7 @@ func (m *Master) Run() error {
 func (m *Master) run() error {
 	stopSignals := m.forwardSignals()
 	for _, s := range m.slots {
-		m.spawn(s)
+		m.spawn(s, false)
 	}
 	for !(m.stopping && len(m.workers) == 0) {
 		m.handle(<-m.events)
@@ -162,6 +186,9 @@ func (m *Master) run() error {
 	m.wg.Wait()
 	m.closeSockets()
 	m.emit(Event{Kind: EventStopped})
+	if m.logFile != nil {
+		m.logFile.Close()
+	}
 	return m.stopErr
 }
 
@@ -173,7 +200,12 @@ func (m *Master) forwardSignals() (stop func()) {
 		for {
 			select {
 			case sig := <-sigc:
-				m.Do(m.cfg.Signals[sig])
+				a := m.cfg.Signals[sig]
+				if sig == syscall.SIGWINCH && a == signals.StopWorkers && interactive() {
+					m.cfg.Logger.Info("SIGWINCH ignored: the master runs in a terminal, where a window resize sends it; run detached, or call Master.Do(signals.StopWorkers)")
+					continue
+				}
+				m.Do(a)
 			case <-quit:
 				return
 			}
@@ -212,13 +244,26 @@ func (m *Master) handle(ev any) {
 
 func (m *Master) onAction(a signals.Action) {
 	m.emit(Event{Kind: EventAction, Action: a})
+	if m.stopping && a != signals.Quit {
+		return
+	}
 	switch a {
 	case signals.Shutdown:
 		m.stop(true, nil)
 	case signals.Quit:
 		m.stop(false, nil)
-	default:
-		m.cfg.Logger.Warn("action not supported yet", "action", a.String())
+	case signals.Reload:
+		m.startReload()
+	case signals.AddWorker:
+		m.addWorker()
+	case signals.RemoveWorker:
+		m.removeWorker()
+	case signals.StopWorkers:
+		m.stopWorkers()
+	case signals.ReopenLogs:
+		m.reopenLogs()
+	case signals.Upgrade:
+		m.cfg.Logger.Warn("upgrade is not supported yet; the workers keep serving", "action", a.String())
 	}
 }
 
@@ -233,14 +278,21 @@ func (m *Master) stop(graceful bool, err error) {
 	if m.stopErr == nil {
 		m.stopErr = err
 	}
+	m.reload = reloadState{}
 	for _, s := range m.slots {
-		if s.restart != nil {
-			s.restart.Stop()
-			s.restart = nil
-		}
+		cancelRestart(s)
 	}
 	for _, w := range m.liveWorkers() {
-		m.stopWorker(w, graceful)
+		if !(graceful && w.stopping) {
+			m.stopWorker(w, graceful)
+		}
+	}
+}
+
+func cancelRestart(s *slot) {
+	if s.restart != nil {
+		s.restart.Stop()
+		s.restart = nil
 	}
 }
 

@@ -75,14 +75,22 @@ type Options struct {
 	// MaxBootFailures is how many failed boots in a row make Serve stop
 	// everything and return a *BootError. Default DefaultMaxBootFailures.
 	MaxBootFailures int
+	// MaxSurge is how many replacement workers a reload boots at a time,
+	// beyond Workers. Default 1: slots are replaced one by one. Workers
+	// that drain are not counted: they no longer accept connections.
+	MaxSurge int
 
 	// Signals maps signals to actions; default signals.Default(), Gunicorn's
 	// table. It must leave a way to shut down.
 	Signals signals.Map
 
 	// Logger receives the master's events and the workers' own lines,
-	// one structured record each. Default: text to stderr.
+	// one structured record each. Default: text to stderr, or to LogFile.
 	Logger *slog.Logger
+	// LogFile, if set, is where the master writes its log (unless Logger
+	// is set) and the workers' stdout and stderr, appending; the
+	// ReopenLogs action (SIGUSR1) reopens it after a log rotation.
+	LogFile string
 	// OnEvent, if set, is called from the master's loop with every event,
 	// in order. It must return quickly. Tests use it to wait for a state.
 	OnEvent func(Event)
@@ -151,6 +159,12 @@ func (o Options) validate() (*config, error) {
 	}
 	if c.MaxBootFailures == 0 {
 		c.MaxBootFailures = DefaultMaxBootFailures
+	}
+	if c.MaxSurge < 0 {
+		return nil, &OptionError{Field: "MaxSurge", Value: c.MaxSurge, Reason: "must not be negative"}
+	}
+	if c.MaxSurge == 0 {
+		c.MaxSurge = 1
 	}
 	if c.Signals == nil {
 		c.Signals = signals.Default()

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A Spawner starts worker processes for the master. The default, an
@@ -88,6 +90,12 @@ var _ Spawner = (*ExecSpawner)(nil)
 
 // Spawn starts the worker in a process group of its own, so a Ctrl-C in a
 // terminal reaches only the master, which stops the workers in order.
+//
+// It starts the process with syscall.StartProcess and raw descriptors, not
+// os/exec: os.StartProcess calls (*os.File).Fd on every inherited file, and
+// Fd clears O_NONBLOCK — a flag of the socket shared by every worker, which
+// would leave the serving workers in blocking accepts that a drain cannot
+// interrupt.
 func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 	path, err := s.path()
 	if err != nil {
@@ -97,19 +105,33 @@ func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 	if args == nil {
 		args = os.Args[1:]
 	}
-	tail := &tailWriter{max: cmp(s.TailLines, 20), w: orDefault(s.Stderr, os.Stderr)}
-	cmd := exec.Command(path, args...)
-	cmd.Env = spec.Env
-	cmd.Stdout = orDefault(s.Stdout, os.Stdout)
-	cmd.Stderr = tail
-	cmd.ExtraFiles = append([]*os.File{spec.Control}, spec.Listeners...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// A grandchild holding the stderr pipe must not stall Wait.
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	p := &execProcess{tail: &tailWriter{max: cmp(s.TailLines, 20), w: orDefault(s.Stderr, os.Stderr)}}
+	files, err := p.stdio(orDefault(s.Stdout, os.Stdout))
+	defer closeAll(files)
+	if err != nil {
+		p.closeReaders()
+		return nil, err
+	}
+	fds := make([]uintptr, 0, 4+len(spec.Listeners))
+	for _, f := range append(files, append([]*os.File{spec.Control}, spec.Listeners...)...) {
+		fd, err := rawFd(f)
+		if err != nil {
+			p.closeReaders()
+			return nil, fmt.Errorf("prefork: start worker: %w", err)
+		}
+		fds = append(fds, fd)
+	}
+	pid, _, err := syscall.StartProcess(path, append([]string{path}, args...), &syscall.ProcAttr{
+		Env: spec.Env, Files: fds, Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
+	runtime.KeepAlive(spec)
+	if err != nil {
+		p.closeReaders()
 		return nil, fmt.Errorf("prefork: start worker %s: %w", path, err)
 	}
-	return &execProcess{cmd: cmd, tail: tail}, nil
+	p.proc, _ = os.FindProcess(pid) // cannot fail on Unix
+	p.copyOutput()
+	return p, nil
 }
 
 func (s *ExecSpawner) path() (string, error) {
@@ -137,24 +159,119 @@ func orDefault(w io.Writer, def *os.File) io.Writer {
 	return def
 }
 
-type execProcess struct {
-	cmd  *exec.Cmd
-	tail *tailWriter
+// rawFd returns f's descriptor without Fd's side effect on O_NONBLOCK.
+func rawFd(f *os.File) (uintptr, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var fd uintptr
+	if err := rc.Control(func(p uintptr) { fd = p }); err != nil {
+		return 0, err
+	}
+	return fd, nil
 }
 
-func (p *execProcess) Pid() int { return p.cmd.Process.Pid }
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+type execProcess struct {
+	proc   *os.Process
+	tail   *tailWriter
+	pipes  []outPipe // the child's output we copy
+	copies sync.WaitGroup
+}
+
+type outPipe struct {
+	r   *os.File // our end
+	dst io.Writer
+}
+
+// stdio returns the child's stdin, stdout and stderr: /dev/null; stdout
+// itself when it is a file, or a pipe we copy from; a pipe into the tail.
+func (p *execProcess) stdio(stdout io.Writer) ([]*os.File, error) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	files := []*os.File{null}
+	out, ok := stdout.(*os.File)
+	if !ok {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return files, err
+		}
+		p.pipes = append(p.pipes, outPipe{r, stdout})
+		files = append(files, w)
+	} else {
+		dup, err := dupFile(out)
+		if err != nil {
+			return files, err
+		}
+		files = append(files, dup)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return files, err
+	}
+	p.pipes = append(p.pipes, outPipe{r, p.tail})
+	return append(files, w), nil
+}
+
+// dupFile gives the child its own reference to a file we must not close.
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := rawFd(f)
+	if err != nil {
+		return nil, err
+	}
+	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), f.Name()), nil
+}
+
+func (p *execProcess) copyOutput() {
+	for _, o := range p.pipes {
+		p.copies.Go(func() { io.Copy(o.dst, o.r) })
+	}
+}
+
+func (p *execProcess) closeReaders() {
+	for _, o := range p.pipes {
+		o.r.Close()
+	}
+}
+
+func (p *execProcess) Pid() int { return p.proc.Pid }
 
 func (p *execProcess) Signal(sig os.Signal) error {
-	err := p.cmd.Process.Signal(sig)
+	err := p.proc.Signal(sig)
 	if errors.Is(err, os.ErrProcessDone) {
 		return nil
 	}
 	return err
 }
 
+// Wait reaps the process, then gives its output a moment to drain: a
+// grandchild that keeps the pipes open must not stall the master.
 func (p *execProcess) Wait() Exit {
-	p.cmd.Wait()
-	st := p.cmd.ProcessState
+	st, err := p.proc.Wait()
+	done := make(chan struct{})
+	go func() { p.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		p.closeReaders()
+		<-done
+	}
+	p.closeReaders()
+	if err != nil {
+		return Exit{Code: -1, Stderr: append(p.tail.lines(), "wait: "+err.Error())}
+	}
 	e := Exit{Code: st.ExitCode(), Stderr: p.tail.lines()}
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		e.Signal = ws.Signal()

@@ -46,17 +46,27 @@ func (e *BootError) Error() string {
 
 func (e *BootError) Unwrap() error { return e.Spawn }
 
-func (m *Master) spawn(s *slot) {
+// spawn starts a worker for s: its serving worker, or with next its
+// replacement during a reload.
+func (m *Master) spawn(s *slot, next bool) {
 	m.gen++
-	w := &worker{slot: s.id, gen: m.gen, spawnedAt: m.clock.Now()}
+	w := &worker{s: s, slot: s.id, gen: m.gen, spawnedAt: m.clock.Now()}
 	proc, ctl, err := m.start(w)
 	if err != nil {
 		m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Generation: w.gen, Err: err})
-		m.bootFailed(s, &BootError{Slot: s.id, Spawn: err})
+		if next {
+			m.reloadFailed(s, Exit{}, err)
+		} else {
+			m.bootFailed(s, &BootError{Slot: s.id, Spawn: err})
+		}
 		return
 	}
 	w.proc, w.ctl = proc, ctl
-	s.w = w
+	if next {
+		s.next = w
+	} else {
+		s.w = w
+	}
 	m.workers[w] = struct{}{}
 	w.bootTimer = m.after(m.cfg.BootTimeout, func() { m.onBootTimeout(w) })
 	m.wg.Go(func() { m.post(exitEvent{w, proc.Wait()}) })
@@ -126,10 +136,20 @@ func (m *Master) onReady(w *worker) {
 	w.ready = true
 	w.readyAt = m.clock.Now()
 	w.bootTimer.Stop()
-	if s := m.slots[w.slot]; s.w == w {
+	m.emit(Event{Kind: EventReady, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: w.readyAt.Sub(w.spawnedAt)})
+	s := w.s
+	if s.next == w && !w.stopping {
+		// Replace before retire: the new worker serves, then the old drains.
+		old := s.w
+		s.w, s.next = w, nil
+		if old != nil && !old.stopping {
+			m.stopWorker(old, true)
+		}
+		m.advanceReload()
+	}
+	if s.w == w {
 		s.bootFailures = 0
 	}
-	m.emit(Event{Kind: EventReady, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: w.readyAt.Sub(w.spawnedAt)})
 }
 
 // onProtocolError kills a worker that sent something unreadable: a master
@@ -159,14 +179,24 @@ func (m *Master) onExit(w *worker, exit Exit) {
 		w.killTimer.Stop()
 	}
 	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: w.stopping || m.stopping})
-	s := m.slots[w.slot]
-	if s.w != w {
-		return
+	s := w.s
+	switch {
+	case s.next == w:
+		s.next = nil
+		if !w.stopping && !m.stopping {
+			m.reloadFailed(s, exit, nil)
+		}
+	case s.w == w:
+		s.w = nil
+		if m.stopping || w.stopping || !m.active(s) || s.next != nil {
+			return // leaving on purpose, or a replacement is on its way
+		}
+		m.crashed(s, w, exit)
 	}
-	s.w = nil
-	if m.stopping || w.stopping {
-		return
-	}
+}
+
+// crashed restarts the slot of a worker that exited unasked.
+func (m *Master) crashed(s *slot, w *worker, exit Exit) {
 	if !w.ready {
 		m.bootFailed(s, &BootError{Slot: s.id, Exit: exit, TimedOut: w.bootTimedOut})
 		return
@@ -176,6 +206,15 @@ func (m *Master) onExit(w *worker, exit Exit) {
 	}
 	s.failures++
 	m.scheduleRestart(s)
+}
+
+func (m *Master) active(s *slot) bool {
+	for _, a := range m.slots {
+		if a == s {
+			return true
+		}
+	}
+	return false
 }
 
 // bootFailed counts a worker that never became ready; enough in a row and
@@ -196,13 +235,13 @@ func (m *Master) scheduleRestart(s *slot) {
 	d := backoff(s.failures)
 	m.emit(Event{Kind: EventRestartScheduled, Slot: s.id, Delay: d})
 	if d == 0 {
-		m.spawn(s)
+		m.spawn(s, false)
 		return
 	}
 	s.restart = m.after(d, func() {
 		s.restart = nil
-		if !m.stopping && s.w == nil {
-			m.spawn(s)
+		if !m.stopping && s.w == nil && s.next == nil && m.active(s) {
+			m.spawn(s, false)
 		}
 	})
 }

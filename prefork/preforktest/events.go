@@ -15,7 +15,7 @@ import (
 type Events struct {
 	mu      sync.Mutex
 	all     []prefork.Event
-	next    int // Wait's cursor
+	taken   []bool // returned by Wait already
 	changed chan struct{}
 }
 
@@ -24,6 +24,7 @@ func (r *Events) Record(e prefork.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.all = append(r.all, e)
+	r.taken = append(r.taken, false)
 	if r.changed != nil {
 		close(r.changed)
 		r.changed = nil
@@ -37,18 +38,17 @@ func (r *Events) All() []prefork.Event {
 	return append([]prefork.Event(nil), r.all...)
 }
 
-// Wait returns the next event of the kind that satisfies match (nil
-// matches any), skipping the others. Successive calls move forward: an
-// event is returned once.
+// Wait returns the earliest event of the kind that satisfies match (nil
+// matches any) and that Wait has not returned before, waiting for it if
+// need be. Each event is returned once, so waits may come in any order.
 func (r *Events) Wait(t testing.TB, kind prefork.EventKind, match func(prefork.Event) bool) prefork.Event {
 	t.Helper()
 	deadline := time.After(Patience)
 	for {
 		r.mu.Lock()
-		for ; r.next < len(r.all); r.next++ {
-			e := r.all[r.next]
-			if e.Kind == kind && (match == nil || match(e)) {
-				r.next++
+		for i, e := range r.all {
+			if !r.taken[i] && e.Kind == kind && (match == nil || match(e)) {
+				r.taken[i] = true
 				r.mu.Unlock()
 				return e
 			}

@@ -1,0 +1,140 @@
+package prefork_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gracefork/gracefork/prefork/preforktest"
+)
+
+// strictLoad is keep-alive HTTP/1.1 load that, like wrk, never retries: a
+// request that fails for any reason is counted as failed. It reconnects
+// only when a response says Connection: close, or after a failure.
+type strictLoad struct {
+	addr string
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	ok     int
+	failed []string
+	pids   map[string]int
+}
+
+func startLoad(addr string, conns int) *strictLoad {
+	l := &strictLoad{addr: addr, stop: make(chan struct{}), pids: map[string]int{}}
+	for range conns {
+		l.wg.Go(l.conn)
+	}
+	return l
+}
+
+func (l *strictLoad) conn() {
+	var c net.Conn
+	var br *bufio.Reader
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		if c == nil {
+			var err error
+			if c, err = net.Dial("tcp", l.addr); err != nil {
+				l.fail("dial: " + err.Error())
+				continue
+			}
+			br = bufio.NewReader(c)
+		}
+		pid, closeAfter, err := l.request(c, br)
+		if err != nil {
+			l.fail(err.Error())
+			c.Close()
+			c = nil
+			continue
+		}
+		l.mu.Lock()
+		l.ok++
+		l.pids[pid]++
+		l.mu.Unlock()
+		if closeAfter {
+			c.Close()
+			c = nil
+		}
+	}
+}
+
+func (l *strictLoad) request(c net.Conn, br *bufio.Reader) (pid string, closeAfter bool, err error) {
+	c.SetDeadline(time.Now().Add(preforktest.Patience))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: gracefork\r\n\r\n"); err != nil {
+		return "", false, err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", false, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", false, err
+	}
+	if resp.StatusCode != 200 {
+		return "", false, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	f := strings.Fields(string(body))
+	return f[len(f)-1], resp.Close, nil
+}
+
+func (l *strictLoad) fail(why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failed = append(l.failed, why)
+}
+
+// count returns the requests answered so far.
+func (l *strictLoad) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok
+}
+
+// waitMore waits until n more requests have been answered: proof that the
+// load flows, taken between faults.
+func (l *strictLoad) waitMore(t *testing.T, n int) {
+	t.Helper()
+	want := l.count() + n
+	deadline := time.Now().Add(preforktest.Patience)
+	for l.count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("load stalled: %d answered, waiting for %d", l.count(), want)
+		}
+		time.Sleep(time.Millisecond) // polling a counter, not waiting for an event to happen
+	}
+}
+
+func (l *strictLoad) finish(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failed) > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", len(l.failed), l.ok+len(l.failed), l.failed[:min(5, len(l.failed))])
+	}
+	if l.ok == 0 {
+		t.Error("no request answered")
+	}
+	t.Logf("%d requests answered, %d failed, by pid: %v", l.ok, len(l.failed), l.pids)
+}

@@ -1,0 +1,88 @@
+package prefork
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gracefork/gracefork/internal/sockets"
+	"golang.org/x/sys/unix"
+)
+
+// Spawning must not clear O_NONBLOCK on the shared socket: the serving
+// workers would block in accept and could not drain (os.StartProcess does
+// this through (*os.File).Fd).
+func TestExecSpawnerKeepsSocketNonblocking(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lf, err := sockets.File(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	ctl, peer, err := sockets.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	defer peer.Close()
+	var stdout, stderr bytes.Buffer
+	sp := &ExecSpawner{Path: "/bin/sh", Args: []string{"-c", "echo out; echo err >&2; exit 3"}, Stdout: &stdout, Stderr: &stderr}
+	p, err := sp.Spawn(WorkerSpec{Control: peer, Listeners: []*os.File{lf}, Env: []string{"PATH=/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit := p.Wait()
+	if exit.Code != 3 || exit.String() != "exit status 3" || strings.Join(exit.Stderr, "|") != "err" {
+		t.Fatalf("exit %+v", exit)
+	}
+	if stdout.String() != "out\n" || stderr.String() != "err\n" {
+		t.Fatalf("stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+	fd, _ := rawFd(lf)
+	flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err != nil || flags&unix.O_NONBLOCK == 0 {
+		t.Fatalf("listener blocking after spawn (flags %#x, %v)", flags, err)
+	}
+}
+
+func TestExecSpawnerSignalAndMissingBinary(t *testing.T) {
+	ctl, peer, _ := sockets.Pair()
+	defer ctl.Close()
+	defer peer.Close()
+	sp := &ExecSpawner{Path: "/bin/sleep", Args: []string{"60"}, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+	p, err := sp.Spawn(WorkerSpec{Control: peer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGKILL)
+	if e := p.Wait(); e.Signal != syscall.SIGKILL || e.String() != "signal: killed" {
+		t.Fatalf("exit %+v", e)
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("signal after exit: %v", err)
+	}
+	_, err = (&ExecSpawner{Path: "/no/such/binary"}).Spawn(WorkerSpec{Control: peer})
+	if err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
+		t.Fatalf("missing binary: %v", err)
+	}
+}
+
+func TestTailKeepsLastLines(t *testing.T) {
+	var sink bytes.Buffer
+	tw := &tailWriter{w: &sink, max: 2}
+	tw.Write([]byte("one\ntwo\nthr"))
+	tw.Write([]byte("ee\nfour"))
+	if got := strings.Join(tw.lines(), "|"); got != "two|three|four" {
+		t.Fatalf("tail = %q, want the last 2 lines and the unfinished one", got)
+	}
+	if sink.String() != "one\ntwo\nthree\nfour" {
+		t.Fatalf("passed through %q", sink.String())
+	}
+}
