@@ -1,0 +1,319 @@
+package chaos
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// FaultRecord is one scheduled fault and what happened when it fired.
+type FaultRecord struct {
+	Action    Action  `json:"action"`
+	Scheduled float64 `json:"scheduled_s"`
+	At        float64 `json:"at_s"` // when it fired; 0 if it did not
+	Fired     bool    `json:"fired"`
+	Supported bool    `json:"supported"`
+	// Injected is true when the action was carried out.
+	Injected bool `json:"injected"`
+	// NewPids are the processes first seen after this fault and before
+	// the next one.
+	NewPids []int  `json:"new_pids,omitempty"`
+	Detail  string `json:"detail"`
+	// Recovery says how long after the fault throughput was back to at
+	// least 90% of steady (see Recovery).
+	Recovery   string   `json:"recovery"`
+	RecoveryS  *float64 `json:"recovery_s,omitempty"`
+	firedAfter time.Duration
+}
+
+// PIDShare is the share of successful responses one pid served.
+type PIDShare struct {
+	PID   int     `json:"pid"`
+	Count int     `json:"count"`
+	Share float64 `json:"share"`
+}
+
+// Leftover is a target process still alive after its master exited.
+type Leftover struct {
+	PID     int    `json:"pid"`
+	Cmdline string `json:"cmdline"`
+}
+
+// Summary is the report of one target's run.
+type Summary struct {
+	Target  string `json:"target"`
+	Skipped string `json:"skipped,omitempty"`
+	// Interrupted is set when the harness was stopped by a signal.
+	Interrupted bool    `json:"interrupted,omitempty"`
+	Client      string  `json:"client"`
+	Conns       int     `json:"conns"`
+	Workers     int     `json:"workers"`
+	DurationS   float64 `json:"duration_s"`
+
+	Requests int            `json:"requests"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	FailedBy map[string]int `json:"failed_by"`
+	// Unfinished requests were still waiting when the run ended; they
+	// are in neither OK nor Failed.
+	Unfinished         int     `json:"unfinished"`
+	LongestUnfinishedS float64 `json:"longest_unfinished_s"`
+	// ErrorSamples holds one error message per failure cause.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
+
+	// SteadyRPS is the mean throughput after warm-up and before the first
+	// fault; 0 when that window holds no complete bucket.
+	SteadyRPS    float64    `json:"steady_rps"`
+	SteadyWindow [2]float64 `json:"steady_window_s"`
+	// FaultMinRPS and FaultAvgRPS cover the fault window, from the first
+	// fault to 1 s after the last one.
+	FaultMinRPS float64    `json:"fault_min_rps"`
+	FaultAvgRPS float64    `json:"fault_avg_rps"`
+	FaultWindow [2]float64 `json:"fault_window_s"`
+
+	LatencyP50MS float64 `json:"latency_p50_ms"`
+	LatencyP99MS float64 `json:"latency_p99_ms"`
+	LatencyMaxMS float64 `json:"latency_max_ms"`
+
+	Faults    []FaultRecord `json:"faults"`
+	PIDShares []PIDShare    `json:"pid_shares"`
+	// SlotShares counts successful responses per worker= slot (-1 when the
+	// body has none, as gunicorn's "worker=?").
+	SlotShares map[int]int `json:"slot_counts"`
+	// MasterExit says how the target's master ended at the end of the run.
+	MasterExit string     `json:"master_exit"`
+	Leftovers  []Leftover `json:"leftovers"`
+	LogPath    string     `json:"log"`
+
+	Buckets []Bucket `json:"-"`
+}
+
+// Summarize fills s's statistics from the run's results. s.Faults must
+// hold the fired faults; their recovery is computed here.
+func (s *Summary) Summarize(results []Result, warmup, total time.Duration) {
+	s.DurationS = total.Seconds()
+	s.Buckets = Bucketize(results, BucketWidth, total)
+	s.FailedBy = make(map[string]int)
+	for _, c := range Causes {
+		s.FailedBy[c.String()] = 0
+	}
+	shares := make(map[int]int)
+	s.SlotShares = make(map[int]int)
+	lat := make([]time.Duration, 0, len(results))
+	for _, r := range results {
+		s.Requests++
+		if r.Cause != OK {
+			s.Failed++
+			s.FailedBy[r.Cause.String()]++
+			continue
+		}
+		s.OK++
+		lat = append(lat, r.Latency)
+		shares[int(r.PID)]++
+		s.SlotShares[int(r.Slot)]++
+	}
+	s.latencies(lat)
+	s.pidShares(shares)
+	s.windows(warmup, total)
+	for i := range s.Faults {
+		s.Faults[i].recovery(s.Buckets, s.SteadyRPS)
+	}
+}
+
+// latencies sets the percentiles of the successful requests.
+func (s *Summary) latencies(lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	s.LatencyP50MS = ms(Percentile(lat, 0.50))
+	s.LatencyP99MS = ms(Percentile(lat, 0.99))
+	s.LatencyMaxMS = ms(lat[len(lat)-1])
+}
+
+// Percentile returns the q-quantile (0..1) of sorted by the nearest-rank
+// method.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// pidShares sets the per-pid shares, largest first.
+func (s *Summary) pidShares(counts map[int]int) {
+	s.PIDShares = s.PIDShares[:0]
+	for pid, n := range counts {
+		s.PIDShares = append(s.PIDShares, PIDShare{PID: pid, Count: n, Share: float64(n) / float64(max(s.OK, 1))})
+	}
+	slices.SortFunc(s.PIDShares, func(a, b PIDShare) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.PID, b.PID))
+	})
+}
+
+// windows sets the steady and fault-window throughputs.
+func (s *Summary) windows(warmup, total time.Duration) {
+	first, last := total, time.Duration(-1)
+	for _, f := range s.Faults {
+		if f.Fired {
+			first = min(first, f.firedAfter)
+			last = max(last, f.firedAfter)
+		}
+	}
+	s.SteadyWindow = [2]float64{warmup.Seconds(), first.Seconds()}
+	s.SteadyRPS, _, _ = rateIn(s.Buckets, warmup, first)
+	if last < 0 {
+		return
+	}
+	end := min(last+time.Second, total)
+	from := first.Truncate(BucketWidth)
+	s.FaultWindow = [2]float64{from.Seconds(), end.Seconds()}
+	s.FaultAvgRPS, s.FaultMinRPS, _ = rateIn(s.Buckets, from, end)
+}
+
+// rateIn returns the average and minimum OK rate of the buckets that lie
+// entirely within [from, to), and how many there are.
+func rateIn(bs []Bucket, from, to time.Duration) (avg, low float64, n int) {
+	var sum float64
+	for _, b := range bs {
+		if b.Start < from || b.Start+BucketWidth > to {
+			continue
+		}
+		r := b.OKRate(BucketWidth)
+		if n == 0 || r < low {
+			low = r
+		}
+		sum += r
+		n++
+	}
+	if n == 0 {
+		return 0, 0, 0
+	}
+	return sum / float64(n), low, n
+}
+
+// DipLookahead is how long after a fault a dip below 90% of steady is
+// attributed to it.
+const DipLookahead = time.Second
+
+// recovery computes how long after the fault throughput was back to at
+// least 90% of steady: the start of the first bucket at or above that
+// level after the first bucket below it within DipLookahead of the fault.
+// With no dip the recovery is 0.
+func (f *FaultRecord) recovery(bs []Bucket, steady float64) {
+	switch {
+	case !f.Fired:
+		f.Recovery = "n/a (not fired)"
+		return
+	case !f.Injected:
+		f.Recovery = "n/a (not injected)"
+		return
+	case steady <= 0:
+		f.Recovery = "n/a (no steady baseline)"
+		return
+	}
+	level := 0.9 * steady
+	at := f.firedAfter
+	i0 := int(at / BucketWidth)
+	dip := -1
+	for i := i0; i < len(bs) && bs[i].Start < at+DipLookahead; i++ {
+		if bs[i].OKRate(BucketWidth) < level {
+			dip = i
+			break
+		}
+	}
+	if dip < 0 {
+		zero := 0.0
+		f.Recovery, f.RecoveryS = "no dip", &zero
+		return
+	}
+	for j := dip + 1; j < len(bs); j++ {
+		if bs[j].OKRate(BucketWidth) >= level {
+			d := max(bs[j].Start-at, 0).Seconds()
+			f.Recovery, f.RecoveryS = fmt.Sprintf("%.2fs", d), &d
+			return
+		}
+	}
+	f.Recovery = "not recovered by the end of the run"
+}
+
+// WriteText prints the summary for people.
+func (s *Summary) WriteText(w io.Writer) {
+	if s.Skipped != "" {
+		fmt.Fprintf(w, "== target=%s ==\n%s\n", s.Target, s.Skipped)
+		return
+	}
+	fmt.Fprintf(w, "== target=%s client=%s conns=%d workers=%d duration=%.1fs ==\n",
+		s.Target, s.Client, s.Conns, s.Workers, s.DurationS)
+	if s.Interrupted {
+		fmt.Fprintf(w, "INTERRUPTED after %.1fs: partial results\n", s.DurationS)
+	}
+	var causes []string
+	for _, c := range Causes {
+		causes = append(causes, fmt.Sprintf("%s=%d", c, s.FailedBy[c.String()]))
+	}
+	fmt.Fprintf(w, "requests:   %d ok, %d failed (%s)\n", s.OK, s.Failed, strings.Join(causes, " "))
+	if s.LongestUnfinishedS >= 0.5 {
+		fmt.Fprintf(w, "  %d request(s) unanswered at the end of the run, the oldest waiting %.2fs (not counted as failed)\n",
+			s.Unfinished, s.LongestUnfinishedS)
+	}
+	for _, c := range Causes {
+		if e, ok := s.ErrorSamples[c.String()]; ok {
+			fmt.Fprintf(w, "  e.g. %s: %s\n", c, e)
+		}
+	}
+	if s.SteadyRPS > 0 {
+		fmt.Fprintf(w, "throughput: steady %.0f req/s (%.2fs-%.2fs)\n", s.SteadyRPS, s.SteadyWindow[0], s.SteadyWindow[1])
+	} else {
+		fmt.Fprintf(w, "throughput: steady n/a (no complete 250ms bucket in %.2fs-%.2fs)\n", s.SteadyWindow[0], s.SteadyWindow[1])
+	}
+	if s.FaultWindow != [2]float64{} {
+		fmt.Fprintf(w, "            during faults (%.2fs-%.2fs): min %.0f req/s per 250ms, avg %.0f req/s\n",
+			s.FaultWindow[0], s.FaultWindow[1], s.FaultMinRPS, s.FaultAvgRPS)
+	}
+	fmt.Fprintf(w, "latency:    p50 %.2fms  p99 %.2fms  max %.2fms (ok requests)\n", s.LatencyP50MS, s.LatencyP99MS, s.LatencyMaxMS)
+	if len(s.Faults) > 0 {
+		fmt.Fprintf(w, "faults:\n")
+	}
+	for _, f := range s.Faults {
+		if f.Fired {
+			fmt.Fprintf(w, "  at=%.2fs action=%s target=%s: %s", f.At, f.Action, s.Target, f.Detail)
+		} else {
+			fmt.Fprintf(w, "  (scheduled at=%.2fs) action=%s target=%s: %s", f.Scheduled, f.Action, s.Target, f.Detail)
+		}
+		if f.Injected {
+			fmt.Fprintf(w, " | back to 90%% of steady: %s", f.Recovery)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "responses per pid:")
+	for _, p := range s.PIDShares {
+		fmt.Fprintf(w, " %d=%.1f%%", p.PID, 100*p.Share)
+	}
+	fmt.Fprintf(w, " (%d pids)\n", len(s.PIDShares))
+	if len(s.SlotShares) > 1 || s.SlotShares[-1] == 0 {
+		fmt.Fprintf(w, "responses per worker slot:")
+		for _, slot := range slices.Sorted(maps.Keys(s.SlotShares)) {
+			fmt.Fprintf(w, " %d=%.1f%%", slot, 100*float64(s.SlotShares[slot])/float64(max(s.OK, 1)))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "master:     %s\n", s.MasterExit)
+	if len(s.Leftovers) == 0 {
+		fmt.Fprintf(w, "left behind after master exit: none\n")
+	} else {
+		fmt.Fprintf(w, "left behind after master exit: %d process(es) (killed by the harness)\n", len(s.Leftovers))
+		for _, l := range s.Leftovers {
+			fmt.Fprintf(w, "  pid=%d %s\n", l.PID, l.Cmdline)
+		}
+	}
+	if s.LogPath != "" {
+		fmt.Fprintf(w, "target log: %s\n", s.LogPath)
+	}
+}

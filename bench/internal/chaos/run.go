@@ -1,0 +1,210 @@
+package chaos
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// RunConfig describes one run: the same load and faults are used for
+// every target.
+type RunConfig struct {
+	Env      BuildEnv
+	Workers  int
+	Conns    int
+	Duration time.Duration
+	Requests int64
+	Timeout  time.Duration
+	Mode     ClientMode
+	Faults   []Fault
+	// Warmup is left out of the steady throughput.
+	Warmup time.Duration
+	// StopGrace bounds the wait for the master after the final SIGTERM.
+	StopGrace time.Duration
+	// LeftoverGrace is how long processes may outlive their master before
+	// they count as left behind.
+	LeftoverGrace time.Duration
+	// OldMasterSignal ends gunicorn's old master in its upgrade procedure.
+	OldMasterSignal syscall.Signal
+	// Progress receives a line per fault as it fires.
+	Progress io.Writer
+}
+
+// Run builds, starts, loads and faults one target, then stops it and
+// checks that nothing was left behind. A target that cannot run here is
+// returned with Skipped set, not as an error.
+func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
+	t, err := LookupTarget(name)
+	if err != nil {
+		return nil, err
+	}
+	s := &Summary{Target: name, Client: string(cfg.Mode), Conns: cfg.Conns, Workers: cfg.Workers}
+	if !t.Prefork {
+		s.Workers = 1
+	}
+	l, err := t.build(ctx, cfg.Env)
+	if errors.Is(err, ErrSkipped) {
+		s.Skipped = fmt.Sprintf("%s: %v", name, err)
+		if name == TGunicorn {
+			s.Skipped = GunicornMissing
+		}
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	addr, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	logDir := cfg.Env.LogDir
+	if logDir == "" {
+		logDir = cfg.Env.Tmp
+	}
+	s.LogPath = filepath.Join(logDir, name+".log")
+	in, err := t.start(ctx, l, addr, cfg.Workers, s.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Kill()
+	in.OldMasterSignal = cfg.OldMasterSignal
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go in.Watch(watchCtx, 100*time.Millisecond)
+
+	start := time.Now()
+	loadCtx, stopLoad := context.WithDeadline(ctx, start.Add(cfg.Duration))
+	defer stopLoad()
+	var faults []FaultRecord
+	var wg sync.WaitGroup
+	wg.Go(func() { faults = runSchedule(loadCtx, in, cfg.Faults, start, cfg.Progress) })
+	lr, err := RunLoad(loadCtx, LoadConfig{
+		Addr: addr, Conns: cfg.Conns, Duration: cfg.Duration, Requests: cfg.Requests,
+		Timeout: cfg.Timeout, Mode: cfg.Mode, OnPID: in.Answered,
+	}, start)
+	// The request budget may end the load early; faults stop with it.
+	stopLoad()
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	total := min(time.Since(start), cfg.Duration)
+	s.Interrupted = ctx.Err() != nil
+	stopWatch()
+	in.Observe()
+
+	s.MasterExit = stopTarget(ctx, in, cfg.StopGrace)
+	for pid, cmdline := range in.Leftovers(cfg.LeftoverGrace) {
+		s.Leftovers = append(s.Leftovers, Leftover{PID: pid, Cmdline: cmdline})
+	}
+	sortLeftovers(s.Leftovers)
+
+	noteNewPids(faults, in.Pids, start, start.Add(total))
+	s.Faults = faults
+	s.Unfinished, s.LongestUnfinishedS = lr.Unfinished, lr.LongestUnfinished.Seconds()
+	s.ErrorSamples = make(map[string]string)
+	for c, e := range lr.Samples {
+		s.ErrorSamples[c.String()] = e
+	}
+	s.Summarize(lr.Results, cfg.Warmup, total)
+	return s, nil
+}
+
+// stopTarget SIGTERMs the master and describes how it ended.
+func stopTarget(ctx context.Context, in *Instance, grace time.Duration) string {
+	if ctx.Err() != nil {
+		grace = min(grace, 2*time.Second) // interrupted: do not linger
+	}
+	m := in.Master()
+	if !in.MasterAlive() {
+		return fmt.Sprintf("pid=%d had already exited before the end of the run", m)
+	}
+	d, err := in.Stop(grace)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("pid=%d exited %.2fs after SIGTERM", m, d.Seconds())
+}
+
+// runSchedule fires the faults at their times after start until ctx ends,
+// printing each as it fires.
+func runSchedule(ctx context.Context, in *Instance, faults []Fault, start time.Time, progress io.Writer) []FaultRecord {
+	recs := make([]FaultRecord, len(faults))
+	for i, f := range faults {
+		recs[i] = FaultRecord{Action: f.Action, Scheduled: f.At.Seconds(), Supported: in.Target.Supports(f.Action) == ""}
+	}
+	for i, f := range faults {
+		timer := time.NewTimer(time.Until(start.Add(f.At)))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			for j := i; j < len(recs); j++ {
+				recs[j].Detail = "not fired: the run ended first"
+			}
+			return recs
+		case <-timer.C:
+		}
+		r := &recs[i]
+		r.Fired, r.firedAfter = true, time.Since(start)
+		r.At = r.firedAfter.Seconds()
+		if progress != nil {
+			fmt.Fprintf(progress, "at=%.2fs action=%s target=%s\n", r.At, f.Action, in.Target.Name)
+		}
+		until, _ := ctx.Deadline()
+		if i+1 < len(faults) {
+			until = start.Add(faults[i+1].At)
+		}
+		detail, err := in.Inject(ctx, f.Action, until)
+		switch {
+		case errors.Is(err, ErrUnsupported):
+			r.Detail = fmt.Sprintf("action=%s %s", f.Action, detail)
+		case err != nil:
+			r.Detail = "error: " + err.Error()
+		default:
+			r.Detail, r.Injected = detail, true
+		}
+		if progress != nil {
+			fmt.Fprintf(progress, "  -> %s\n", r.Detail)
+		}
+	}
+	return recs
+}
+
+// noteNewPids appends to each injected fault's detail the processes that
+// first appeared between it and the next fault (or the end of the run):
+// the observable effect of a reload, respawn, upgrade or scale-up.
+func noteNewPids(recs []FaultRecord, pids *PIDSet, start, end time.Time) {
+	for i := range recs {
+		r := &recs[i]
+		if !r.Injected {
+			continue
+		}
+		to := end
+		for _, next := range recs[i+1:] {
+			if next.Fired && next.firedAfter > r.firedAfter {
+				to = start.Add(next.firedAfter)
+				break
+			}
+		}
+		window := to.Sub(start.Add(r.firedAfter)).Seconds()
+		if added := pids.SeenBetween(start.Add(r.firedAfter), to); len(added) > 0 {
+			r.NewPids = added
+			r.Detail += fmt.Sprintf("; new pids within %.2fs: %v", window, added)
+		} else {
+			r.Detail += fmt.Sprintf("; no new process within %.2fs", window)
+		}
+	}
+}
+
+// sortLeftovers orders leftovers by pid.
+func sortLeftovers(ls []Leftover) {
+	slices.SortFunc(ls, func(a, b Leftover) int { return cmp.Compare(a.PID, b.PID) })
+}
