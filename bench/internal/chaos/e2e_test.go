@@ -79,7 +79,7 @@ func TestSmokeGracefork(t *testing.T) {
 		t.Skip("end-to-end run")
 	}
 	if _, err := os.Stat(filepath.Join(repoRoot(t), "examples", "hello", "main.go")); err != nil {
-		t.Skip("examples/hello does not exist yet")
+		t.Fatalf("examples/hello: %v", err)
 	}
 	sc, err := LookupScenario("smoke")
 	if err != nil {

@@ -1,0 +1,100 @@
+// Package gracefork gives a net/http program what Gunicorn gives a Python
+// application, and what nginx's master and workers give a web server: one
+// binary becomes a master process and N worker processes that serve the same
+// listening sockets, and nothing that was accepted or queued is lost when
+// workers crash, are reloaded, scaled down or stopped.
+//
+// The API is in package [github.com/gracefork/gracefork/prefork]:
+//
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("/", hello)
+//	if err := prefork.Serve(mux, prefork.Options{Addr: ":8080", Workers: 4}); err != nil {
+//		log.Fatal(err)
+//	}
+//
+// # Roles
+//
+// The same main runs in every process. Serve looks for the worker marker
+// ([prefork.MarkerEnv]) in the environment. Without it the process is the
+// master: it validates the options (a bad field is an error naming the
+// field and the value, before anything starts), binds every address once,
+// starts the workers and supervises them. With it the process is a worker:
+// it serves the handler on the sockets it inherited until it is told to
+// drain. The marker is removed from the worker's environment before main
+// runs, so programs that a handler starts never inherit it; a process that
+// carries it without having been started by a master fails at once with a
+// message saying so.
+//
+// # Lifecycle
+//
+// The master holds every listening socket for its whole life; workers
+// inherit them. All workers accept from one kernel queue, so a worker that
+// exits, crashes or drains never takes a queued connection with it.
+//
+// A worker that exits unasked is restarted in the same slot, at once the
+// first time and with a doubling backoff (100ms up to 10s) when it keeps
+// crashing; a worker that stays up 10 seconds clears the count. Workers
+// that fail to boot (exit before they report ready, or are not ready within
+// BootTimeout) MaxBootFailures times in a row make Serve drain the rest and
+// return a *prefork.BootError that quotes the exit status and the worker's
+// last stderr lines.
+//
+// A reload starts a new worker from the binary on disk for each slot, waits
+// until it is ready, then drains the old one: capacity never dips. A
+// reload whose new workers cannot boot stops there and leaves the old
+// workers serving. Reloads asked for during a reload coalesce into one
+// more pass.
+//
+// A drain stops the worker accepting (the socket lives on in the master and
+// the other workers), answers every request from then on with
+// "Connection: close" so each keep-alive client reconnects — to another
+// worker — after its next answer, closes connections that stay silent for
+// DrainIdle, lets requests in flight finish within GracefulTimeout, and
+// exits. The master kills what is left shortly after that deadline.
+//
+// A worker whose master dies (even by SIGKILL) sees its control channel
+// close, drains, and exits: no orphans.
+//
+// # Signals
+//
+// The master speaks Gunicorn's signals by default (package
+// [github.com/gracefork/gracefork/signals]); Options.Signals remaps them,
+// and [prefork.Master.Do] performs the same actions from Go.
+//
+//	HUP          rolling reload of the workers from the binary on disk
+//	TERM         graceful shutdown: drain every worker, then exit
+//	INT, QUIT    quick shutdown
+//	USR1         reopen Options.LogFile
+//	USR2         upgrade to a new master (tableflip)
+//	WINCH        drain every worker, keep the master and its sockets
+//	TTIN, TTOU   one worker more, one fewer (never fewer than one)
+//
+// Workers run in process groups of their own, so Ctrl-C in a terminal
+// reaches only the master, which stops them in order. A signal sent to
+// every process at once (systemd's default KillMode) drains gracefully
+// too: a worker that gets TERM or HUP drains, INT or QUIT quits. SIGWINCH
+// is ignored while the master runs in a terminal, whose window resizes
+// send it.
+//
+// # Output
+//
+// Workers write straight to the master's standard output. Their standard
+// error passes through the master, which keeps its last lines to explain a
+// failed boot. The master logs each event (spawned, ready, exited with
+// status, restart scheduled, giving up, reload …) as one log/slog record.
+//
+// # Testing
+//
+// Package [github.com/gracefork/gracefork/prefork/preforktest] runs a master
+// with fake workers and a fake clock, so supervision logic is tested without
+// processes and without waiting. Programs' own end-to-end tests can run the
+// test binary as master and workers, as this module's tests do.
+//
+// # Caveats
+//
+// Linux is the supported platform (sockets are shared by inheritance,
+// process exits are awaited with pidfds in tests). Under "go run" the
+// master is a child of the go command: send signals to the master's pid,
+// not to go's. Options must be the same in every process, which they are
+// when every process runs the same main with the same arguments.
+package gracefork
