@@ -2,7 +2,9 @@ package prefork
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/cloudflare/tableflip"
@@ -10,53 +12,68 @@ import (
 )
 
 // tableflip allows one Upgrader per process. The first master of a process
-// takes it, so its sockets can be handed to a new binary; a later master in
-// the same process (only tests make several) binds its own sockets directly.
+// takes it (takeUpgrader), so its sockets can be handed to a new binary.
 var flip struct {
 	sync.Mutex
 	taken bool
 }
 
-func takeUpgrader() (*tableflip.Upgrader, error) {
-	flip.Lock()
-	defer flip.Unlock()
-	if flip.taken {
-		return nil, nil
-	}
-	upg, err := tableflip.New(tableflip.Options{ListenConfig: sockets.ListenConfig()})
-	if err != nil {
-		return nil, err
-	}
-	flip.taken = true
-	return upg, nil
-}
+func listenConfig() *net.ListenConfig { return sockets.ListenConfig() }
 
 func (m *Master) bindAll() error {
-	upg, err := takeUpgrader()
+	acts, err := sockets.Activation(os.Getenv, os.Getpid())
 	if err != nil {
-		return err
+		return fmt.Errorf("prefork: socket activation: %w", err)
 	}
-	m.upg = upg
+	if acts != nil {
+		for _, k := range []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"} {
+			os.Unsetenv(k)
+		}
+	}
 	for i, a := range m.cfg.addrs {
-		ln, err := m.bind(a)
+		ln, from, err := m.bind(a, acts)
 		if err == nil {
 			err = m.keep(ln)
 		}
 		if err != nil {
 			return &OptionError{Field: m.cfg.fields[i], Value: a.String(), Reason: err.Error(), Err: err}
 		}
-		m.emit(Event{Kind: EventListening, Addr: listenAddr(ln)})
+		m.emit(Event{Kind: EventListening, Addr: listenAddr(ln), From: from})
+	}
+	for _, act := range acts {
+		if act.Listener != nil {
+			m.cfg.Logger.Warn("socket activation passed a socket no Options address names; closing it",
+				"addr", act.Listener.Addr().String(), "name", act.Name)
+			act.Listener.Close()
+		}
 	}
 	return nil
 }
 
-// bind returns the socket for a: inherited from an old master, or new.
-func (m *Master) bind(a sockets.Addr) (net.Listener, error) {
+// bind returns the socket for a: inherited from an old master, passed by
+// systemd, or bound now. It says which.
+func (m *Master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, string, error) {
 	if m.upg != nil {
 		if ln, err := m.upg.Listener(a.Network, a.Address); ln != nil || err != nil {
-			return ln, err
+			return ln, "inherited", err
 		}
 	}
+	for i := range acts {
+		if ln := acts[i].Listener; ln != nil && acts[i].Match(a) {
+			acts[i].Listener = nil // taken
+			if m.upg != nil {
+				if err := m.upg.AddListener(a.Network, a.Address, ln.(tableflip.Listener)); err != nil {
+					return nil, "", err
+				}
+			}
+			return ln, "activated", nil
+		}
+	}
+	ln, err := m.listen(a)
+	return ln, "bound", err
+}
+
+func (m *Master) listen(a sockets.Addr) (net.Listener, error) {
 	if a.Network == "unix" {
 		if err := sockets.RemoveStale(a.Address); err != nil {
 			return nil, err

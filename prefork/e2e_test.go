@@ -68,8 +68,8 @@ func (p *proc) scan(r io.Reader) {
 		p.raw = append(p.raw, line)
 		if rec != nil {
 			p.logs = append(p.logs, rec)
-			if rec["msg"] == "spawned" {
-				p.pids[int(rec["pid"].(float64))] = true
+			if pid, ok := rec["pid"].(float64); ok && (rec["msg"] == "spawned" || rec["msg"] == "serving") {
+				p.pids[int(pid)] = true // workers, and masters after upgrades
 			}
 		}
 		close(p.more)
@@ -78,17 +78,19 @@ func (p *proc) scan(r io.Reader) {
 	}
 }
 
-// cleanup leaves nothing running, whatever the test did.
+// cleanup leaves nothing running, whatever the test did: the master's
+// process group (with every master an upgrade started), then every worker
+// seen. Only then can the output pipe, which they all hold, reach EOF.
 func (p *proc) cleanup() {
-	p.cmd.Process.Kill()
-	<-p.eof
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for pid := range p.pids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	p.mu.Unlock()
+	<-p.eof
 	if p.t.Failed() || os.Getenv("TEST_SHOW") != "" {
-		p.t.Logf("master output:\n%s", strings.Join(p.raw, "\n"))
+		p.t.Logf("master output:\n%s", p.output())
 	}
 }
 
@@ -96,11 +98,17 @@ func (p *proc) cleanup() {
 // message and the fields given, and moves *from past it.
 func (p *proc) waitLog(from *int, msg string, fields map[string]any) map[string]any {
 	p.t.Helper()
+	return p.waitFor(from, msg, func(rec map[string]any) bool { return matches(rec, fields) })
+}
+
+// waitFor is waitLog with a predicate.
+func (p *proc) waitFor(from *int, msg string, ok func(map[string]any) bool) map[string]any {
+	p.t.Helper()
 	deadline := time.After(preforktest.Patience)
 	for {
 		p.mu.Lock()
 		for ; *from < len(p.logs); *from++ {
-			if rec := p.logs[*from]; rec["msg"] == msg && matches(rec, fields) {
+			if rec := p.logs[*from]; rec["msg"] == msg && ok(rec) {
 				*from++
 				p.mu.Unlock()
 				return rec
@@ -111,9 +119,9 @@ func (p *proc) waitLog(from *int, msg string, fields map[string]any) map[string]
 		select {
 		case <-more:
 		case <-p.eof:
-			p.t.Fatalf("master exited without logging %q %v", msg, fields)
+			p.t.Fatalf("master exited without logging %q", msg)
 		case <-deadline:
-			p.t.Fatalf("no log %q %v within %v", msg, fields, preforktest.Patience)
+			p.t.Fatalf("no log %q within %v", msg, preforktest.Patience)
 		}
 	}
 }

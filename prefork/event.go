@@ -3,6 +3,7 @@ package prefork
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ const (
 	EventReloadDone                            // every slot was replaced: Workers
 	EventReloadFailed                          // a new worker did not boot; the old ones serve on: Slot, Exit, Err
 	EventScaled                                // the worker count changed: Workers
+	EventServing                               // every slot had a ready worker for the first time: Workers
+	EventUpgradeStarted                        // a new master is starting from the binary on disk
+	EventUpgradeFailed                         // it failed; this master serves on: Err
+	EventUpgraded                              // the new master is ready; this one drains and exits
 )
 
 var eventNames = [...]string{
@@ -53,6 +58,10 @@ var eventNames = [...]string{
 	EventReloadDone:       "reload done",
 	EventReloadFailed:     "reload failed",
 	EventScaled:           "scaled",
+	EventServing:          "serving",
+	EventUpgradeStarted:   "upgrade started",
+	EventUpgradeFailed:    "upgrade failed",
+	EventUpgraded:         "upgraded",
 }
 
 func (k EventKind) String() string {
@@ -75,7 +84,8 @@ type Event struct {
 	Expected   bool // the master asked the worker to stop
 	Delay      time.Duration
 	Action     signals.Action
-	Workers    int // the worker count, for reload and scale events
+	Workers    int    // the worker count, for reload and scale events
+	From       string // for EventListening: "bound", "inherited" (upgrade) or "activated" (systemd)
 	Err        error
 }
 
@@ -91,7 +101,11 @@ func (m *Master) log(e Event) {
 	level := slog.LevelInfo
 	attrs := make([]slog.Attr, 0, 6)
 	switch e.Kind {
-	case EventListening, EventAction, EventStopped, EventReloadStarted, EventReloadQueued, EventReloadDone, EventScaled:
+	case EventListening, EventAction, EventStopped, EventReloadStarted, EventReloadQueued, EventReloadDone, EventScaled,
+		EventServing, EventUpgradeStarted, EventUpgradeFailed, EventUpgraded:
+		// The master's own events carry its pid: two masters log at once
+		// during an upgrade.
+		attrs = append(attrs, slog.Int("pid", os.Getpid()))
 	default:
 		attrs = append(attrs, slog.Int("slot", e.Slot))
 		if e.Generation != 0 {
@@ -102,13 +116,13 @@ func (m *Master) log(e Event) {
 		}
 	}
 	switch e.Kind {
-	case EventReloadStarted, EventReloadDone, EventScaled:
+	case EventReloadStarted, EventReloadDone, EventScaled, EventServing:
 		attrs = append(attrs, slog.Int("workers", e.Workers))
 	case EventReloadFailed:
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("err", e.Err.Error()))
 	case EventListening:
-		attrs = append(attrs, slog.String("addr", e.Addr))
+		attrs = append(attrs, slog.String("addr", e.Addr), slog.String("from", e.From))
 	case EventReady:
 		attrs = append(attrs, slog.Duration("boot", e.Delay))
 	case EventExited:
@@ -126,7 +140,7 @@ func (m *Master) log(e Event) {
 	case EventBootTimeout, EventKilled:
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.Duration("after", e.Delay))
-	case EventGivingUp, EventSpawnFailed, EventProtocolError:
+	case EventGivingUp, EventSpawnFailed, EventProtocolError, EventUpgradeFailed:
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("err", e.Err.Error()))
 	}

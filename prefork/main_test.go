@@ -37,6 +37,16 @@ func helperMain() int {
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	upgraded := os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != ""
+	if g := os.Getenv("TEST_BOOT_GATE"); upgraded && g != "" {
+		os.Setenv("TEST_GATE_WORKERS", g) // this new master's workers wait at the gate
+	}
+	if g := os.Getenv("TEST_GATE_WORKERS"); prefork.IsWorker() && g != "" {
+		f, err := os.Open(g) // a FIFO: blocks until the test opens it for writing
+		if err == nil {
+			f.Close()
+		}
+	}
 	pid := os.Getpid()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +64,13 @@ func helperMain() int {
 		Workers:         envInt("TEST_WORKERS", 2),
 		GracefulTimeout: time.Duration(envInt("TEST_GRACEFUL_S", 30)) * time.Second,
 		MaxBootFailures: envInt("TEST_MAX_BOOT", 0),
+		PIDFile:         os.Getenv("TEST_PIDFILE"),
 		Logger:          log,
+	}
+	if f := os.Getenv("TEST_UPGRADE_BAD_IF"); upgraded && f != "" {
+		if _, err := os.Stat(f); err == nil {
+			opts.Workers = -1 // the "new binary" is broken: its options are invalid
+		}
 	}
 	if err := prefork.Serve(mux, opts); err != nil {
 		log.Error("serve error", "err", err.Error())

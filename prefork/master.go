@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudflare/tableflip"
 	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/signals"
 )
 
@@ -32,6 +33,11 @@ type Master struct {
 
 	logFile *logFile // Options.LogFile, when set
 
+	notify       *sdnotify.Notifier
+	watchdog     time.Duration // systemd watchdog ping interval, 0 if off
+	report       *os.File      // read end of the pipe a failed new master writes to
+	parentReport *os.File      // in a new master: where to say why it failed
+
 	events  chan any
 	done    chan struct{} // closed when the loop has ended
 	wg      sync.WaitGroup
@@ -45,6 +51,11 @@ type Master struct {
 	quitting bool // quick shutdown
 	stopErr  error
 	reload   reloadState
+
+	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
+	upgrading     bool
+	handedOver    bool // a new master took over: this one drains and leaves
+	watchdogTimer Timer
 }
 
 // slot is one of the N places a worker serves in. During a reload it holds
@@ -95,16 +106,23 @@ type (
 // ErrWorkerRole is returned by NewMaster in a worker process.
 var ErrWorkerRole = errors.New("prefork: NewMaster called in a worker process; call Serve, which runs the worker")
 
-// NewMaster validates opts and binds every address. It starts no process:
-// [Master.Run] does. Errors name the offending field and value.
-func NewMaster(opts Options) (*Master, error) {
+// NewMaster validates opts and binds every address — or takes them over
+// from an old master during an upgrade, or from systemd's socket
+// activation. It starts no process: [Master.Run] does. Errors name the
+// offending field and value.
+func NewMaster(opts Options) (m *Master, err error) {
 	if IsWorker() {
 		return nil, ErrWorkerRole
 	}
 	cfg, err := opts.validate()
 	if err != nil {
+		reportToParent(err)
 		return nil, err
 	}
+	return newMaster(cfg)
+}
+
+func newMaster(cfg *config) (*Master, error) {
 	m := &Master{
 		cfg:     cfg,
 		clock:   cfg.Clock,
@@ -120,7 +138,7 @@ func NewMaster(opts Options) (*Master, error) {
 			return nil, &OptionError{Field: "LogFile", Value: cfg.LogFile, Reason: err.Error(), Err: err}
 		}
 		m.logFile = lf
-		if opts.Logger == nil {
+		if cfg.defaultLogger {
 			cfg.Logger = slog.New(slog.NewTextHandler(lf, nil))
 		}
 	}
@@ -133,7 +151,8 @@ func NewMaster(opts Options) (*Master, error) {
 	for i := range cfg.Workers {
 		m.slots = append(m.slots, &slot{id: i})
 	}
-	if err := m.bindAll(); err != nil {
+	if err := m.init(); err != nil {
+		m.tellParent(err)
 		m.closeSockets()
 		if m.logFile != nil {
 			m.logFile.Close()
@@ -141,6 +160,26 @@ func NewMaster(opts Options) (*Master, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// init connects the master to systemd and tableflip and takes its sockets.
+func (m *Master) init() error {
+	var err error
+	if m.notify, err = sdnotify.FromEnv(os.Getenv); err != nil {
+		return err
+	}
+	if m.watchdog, err = sdnotify.WatchdogInterval(os.Getenv, os.Getpid()); err != nil {
+		return err
+	}
+	if err := m.setupUpgrader(); err != nil {
+		return err
+	}
+	if f := m.cfg.PIDFile; f != "" && !m.hasParent() {
+		if err := checkPIDFile(f); err != nil {
+			return &OptionError{Field: "PIDFile", Value: f, Reason: err.Error()}
+		}
+	}
+	return m.bindAll()
 }
 
 // Addrs returns the bound addresses, in Options order (Addr first); a ":0"
@@ -183,8 +222,18 @@ func (m *Master) run() error {
 	}
 	close(m.done)
 	stopSignals()
+	if m.watchdogTimer != nil {
+		m.watchdogTimer.Stop()
+	}
+	if m.upg != nil {
+		m.upg.Stop() // ends an upgrade in progress: tableflip kills the new master
+	}
 	m.wg.Wait()
 	m.closeSockets()
+	if m.cfg.PIDFile != "" && !m.handedOver {
+		removePIDFile(m.cfg.PIDFile)
+	}
+	m.tellParent(m.stopErr)
 	m.emit(Event{Kind: EventStopped})
 	if m.logFile != nil {
 		m.logFile.Close()
@@ -239,6 +288,8 @@ func (m *Master) handle(ev any) {
 		m.onAction(ev.a)
 	case timerEvent:
 		ev()
+	case upgradeEvent:
+		m.onUpgrade(ev)
 	}
 }
 
@@ -263,7 +314,7 @@ func (m *Master) onAction(a signals.Action) {
 	case signals.ReopenLogs:
 		m.reopenLogs()
 	case signals.Upgrade:
-		m.cfg.Logger.Warn("upgrade is not supported yet; the workers keep serving", "action", a.String())
+		m.startUpgrade()
 	}
 }
 
@@ -272,6 +323,9 @@ func (m *Master) onAction(a signals.Action) {
 func (m *Master) stop(graceful bool, err error) {
 	if m.stopping && (graceful || m.quitting) {
 		return
+	}
+	if !m.stopping && !m.handedOver {
+		m.sdNotify(sdnotify.Stopping())
 	}
 	m.stopping = true
 	m.quitting = !graceful
@@ -340,7 +394,7 @@ func (m *Master) send(w *worker, msg control.Message) {
 // less the variables that belong to the master alone — a stale marker,
 // tableflip's and systemd's hand-over variables.
 func workerEnviron(env []string) []string {
-	private := []string{MarkerEnv, "TABLEFLIP_HAS_PARENT_7DIU3", "LISTEN_FDS", "LISTEN_PID",
+	private := []string{MarkerEnv, tableflipParentEnv, "LISTEN_FDS", "LISTEN_PID",
 		"LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")

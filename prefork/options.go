@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -20,6 +21,8 @@ const (
 	// DefaultDrainIdle is how long a draining worker waits for a silent
 	// keep-alive connection's next request before closing it.
 	DefaultDrainIdle = time.Second
+	// DefaultUpgradeTimeout is tableflip's.
+	DefaultUpgradeTimeout = time.Minute
 )
 
 // Restart backoff: the first restart after a crash is immediate, each
@@ -80,6 +83,15 @@ type Options struct {
 	// that drain are not counted: they no longer accept connections.
 	MaxSurge int
 
+	// PIDFile, if set, is written with the master's pid once every worker
+	// is ready (atomically), names the new master after an upgrade, and is
+	// removed at exit if it still names this one. A file that names a live
+	// master of this program makes NewMaster refuse to start.
+	PIDFile string
+	// UpgradeTimeout bounds an upgrade: a new master not ready within it
+	// is killed and this one serves on. Default DefaultUpgradeTimeout.
+	UpgradeTimeout time.Duration
+
 	// Signals maps signals to actions; default signals.Default(), Gunicorn's
 	// table. It must leave a way to shut down.
 	Signals signals.Map
@@ -124,6 +136,9 @@ type config struct {
 	addrs  []sockets.Addr
 	fields []string // the field each addr came from, for error messages
 	procs  int      // GOMAXPROCS for each worker, 0 to inherit
+	// defaultLogger: Options.Logger was nil; the master then logs to
+	// LogFile when one is set.
+	defaultLogger bool
 }
 
 func (o Options) validate() (*config, error) {
@@ -139,6 +154,7 @@ func (o Options) validate() (*config, error) {
 		{"GracefulTimeout", &c.GracefulTimeout, DefaultGracefulTimeout},
 		{"DrainIdle", &c.DrainIdle, DefaultDrainIdle},
 		{"BootTimeout", &c.BootTimeout, DefaultBootTimeout},
+		{"UpgradeTimeout", &c.UpgradeTimeout, DefaultUpgradeTimeout},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -166,6 +182,11 @@ func (o Options) validate() (*config, error) {
 	if c.MaxSurge == 0 {
 		c.MaxSurge = 1
 	}
+	if c.PIDFile != "" {
+		if st, err := os.Stat(filepath.Dir(c.PIDFile)); err != nil || !st.IsDir() {
+			return nil, &OptionError{Field: "PIDFile", Value: c.PIDFile, Reason: "its directory does not exist"}
+		}
+	}
 	if c.Signals == nil {
 		c.Signals = signals.Default()
 	}
@@ -173,6 +194,7 @@ func (o Options) validate() (*config, error) {
 		return nil, &OptionError{Field: "Signals", Value: c.Signals, Reason: err.Error(), Err: err}
 	}
 	if c.Logger == nil {
+		c.defaultLogger = true
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if c.Clock == nil {

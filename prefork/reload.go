@@ -3,6 +3,8 @@ package prefork
 import (
 	"os"
 
+	"github.com/gracefork/gracefork/internal/sdnotify"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -29,6 +31,7 @@ func (m *Master) startReload() {
 		return
 	}
 	m.reload = reloadState{on: true, queue: append([]*slot(nil), m.slots...)}
+	m.sdNotify(sdnotify.Reloading())
 	m.emit(Event{Kind: EventReloadStarted, Workers: len(m.slots)})
 	m.advanceReload()
 }
@@ -52,6 +55,7 @@ func (m *Master) advanceReload() {
 	}
 	again := m.reload.again
 	m.reload = reloadState{}
+	m.sdNotify(sdnotify.Ready())
 	m.emit(Event{Kind: EventReloadDone, Workers: len(m.slots)})
 	if again {
 		m.startReload()
@@ -76,6 +80,7 @@ func (m *Master) surge() int {
 func (m *Master) reloadFailed(s *slot, exit Exit, spawnErr error) {
 	err := error(&BootError{Slot: s.id, Attempts: 1, Exit: exit, Spawn: spawnErr})
 	m.reload = reloadState{}
+	m.sdNotify(sdnotify.Ready()) // still serving, with the old workers
 	m.emit(Event{Kind: EventReloadFailed, Slot: s.id, Exit: exit, Err: err})
 	if m.active(s) && s.w == nil && s.next == nil {
 		m.bootFailed(s, err.(*BootError))

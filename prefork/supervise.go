@@ -150,6 +150,7 @@ func (m *Master) onReady(w *worker) {
 	if s.w == w {
 		s.bootFailures = 0
 	}
+	m.maybeAnnounce()
 }
 
 // onProtocolError kills a worker that sent something unreadable: a master

@@ -1,0 +1,220 @@
+package prefork
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"github.com/gracefork/gracefork/internal/sdnotify"
+)
+
+// reportFile is the name under which an old master hands its new master a
+// pipe: a new master that fails before it is ready writes why into it, so
+// the old master can log the reason next to the exit status.
+const reportFile = "gracefork-upgrade-report"
+
+// upgradeEvent is the end of an upgrade attempt.
+type upgradeEvent struct {
+	err    error
+	detail string // what the new master reported, if anything
+}
+
+// setupUpgrader takes this process's tableflip Upgrader, and, in a new
+// master started by an upgrade, the pipe to report failure through.
+func (m *Master) setupUpgrader() error {
+	upg, err := takeUpgrader(m.cfg.UpgradeTimeout)
+	if err != nil {
+		return fmt.Errorf("prefork: %w", err)
+	}
+	m.upg = upg
+	if upg != nil && upg.HasParent() {
+		m.parentReport, _ = upg.Fds.File(reportFile)
+	}
+	return nil
+}
+
+// tellParent reports a failure to start to the old master, if there is one.
+func (m *Master) tellParent(err error) {
+	if m.parentReport == nil || err == nil {
+		return
+	}
+	m.parentReport.WriteString(err.Error())
+	m.parentReport.Close()
+	m.parentReport = nil
+}
+
+// reportToParent tells an old master why this new one cannot even be set
+// up (invalid options in the new binary), before any master exists.
+func reportToParent(err error) {
+	if os.Getenv(tableflipParentEnv) == "" {
+		return
+	}
+	upg, _ := takeUpgrader(DefaultUpgradeTimeout)
+	if upg == nil {
+		return
+	}
+	defer upg.Stop()
+	if f, _ := upg.Fds.File(reportFile); f != nil {
+		f.WriteString(err.Error())
+		f.Close()
+	}
+}
+
+// tableflipParentEnv is set by tableflip in a process started by Upgrade.
+const tableflipParentEnv = "TABLEFLIP_HAS_PARENT_7DIU3"
+
+func (m *Master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
+
+// startUpgrade starts the binary on disk as a new master that inherits
+// every socket. This master drains and exits once the new one — and all its
+// workers — are ready; if the new one fails, nothing changes here.
+func (m *Master) startUpgrade() {
+	switch {
+	case m.upg == nil:
+		m.cfg.Logger.Error("upgrade unavailable: another master in this process owns the upgrader; the workers keep serving")
+		return
+	case m.upgrading:
+		m.cfg.Logger.Warn("upgrade refused: an upgrade is in progress")
+		return
+	case !m.announced:
+		m.cfg.Logger.Warn("upgrade refused: the workers are not all ready yet")
+		return
+	}
+	if err := m.prepareReport(); err != nil {
+		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
+		return
+	}
+	m.upgrading = true
+	m.emit(Event{Kind: EventUpgradeStarted})
+	upg, report := m.upg, m.report
+	m.wg.Go(func() {
+		ev := upgradeEvent{err: upg.Upgrade()}
+		if ev.err != nil {
+			ev.detail = readReport(report)
+		}
+		m.post(ev)
+	})
+}
+
+// prepareReport makes, once, the pipe a new master reports failure into.
+func (m *Master) prepareReport() error {
+	if m.report != nil {
+		readReport(m.report) // what an earlier attempt left
+		return nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("prefork: upgrade: %w", err)
+	}
+	defer w.Close()
+	if err := m.upg.AddFile(reportFile, w); err != nil {
+		r.Close()
+		return fmt.Errorf("prefork: upgrade: %w", err)
+	}
+	m.report = r
+	return nil
+}
+
+// readReport reads what a failed new master wrote. It has exited, so its
+// words are in the pipe already; tableflip keeps a write end open here, so
+// the read is bounded instead of waiting for EOF.
+func readReport(r *os.File) string {
+	r.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for b.Len() < 64<<10 {
+		n, err := r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func (m *Master) onUpgrade(ev upgradeEvent) {
+	m.upgrading = false
+	if ev.err != nil {
+		err := fmt.Errorf("prefork: upgrade failed, this master and its workers serve on: %w", ev.err)
+		if ev.detail != "" {
+			err = fmt.Errorf("%w; the new master said: %s", err, ev.detail)
+		}
+		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
+		return
+	}
+	m.handedOver = true
+	m.emit(Event{Kind: EventUpgraded})
+	m.stop(true, nil)
+}
+
+// maybeAnnounce tells the world the master serves, once every slot has a
+// ready worker at start: tableflip's Ready (which lets an old master go),
+// the PID file, systemd's READY=1 (with MAINPID after an upgrade).
+func (m *Master) maybeAnnounce() {
+	if m.announced || m.stopping || !m.allReady() {
+		return
+	}
+	m.announced = true
+	if m.upg != nil {
+		if err := m.upg.Ready(); err != nil {
+			m.cfg.Logger.Error("tableflip ready", "err", err)
+		}
+	}
+	if m.parentReport != nil {
+		m.parentReport.Close()
+		m.parentReport = nil
+	}
+	if m.cfg.PIDFile != "" {
+		if err := writePIDFile(m.cfg.PIDFile); err != nil {
+			m.cfg.Logger.Error("cannot write the PID file", "file", m.cfg.PIDFile, "err", err)
+		}
+	}
+	msg := sdnotify.Ready()
+	if m.hasParent() {
+		msg = sdnotify.ReadyAs(os.Getpid())
+	}
+	m.sdNotify(msg)
+	if m.watchdog > 0 {
+		m.pingWatchdog()
+	}
+	m.emit(Event{Kind: EventServing, Workers: len(m.slots)})
+}
+
+func (m *Master) allReady() bool {
+	for _, s := range m.slots {
+		if s.w == nil || !s.w.ready {
+			return false
+		}
+	}
+	return len(m.slots) > 0
+}
+
+func (m *Master) pingWatchdog() {
+	m.sdNotify(sdnotify.Watchdog())
+	m.watchdogTimer = m.after(m.watchdog, m.pingWatchdog)
+}
+
+func (m *Master) sdNotify(msg string) {
+	if err := m.notify.Send(msg); err != nil {
+		m.cfg.Logger.Warn("sd_notify failed", "msg", msg, "err", err)
+	}
+}
+
+// takeUpgrader hands the process's single tableflip Upgrader to the first
+// master; later masters in the same process (only tests make several) get
+// nil and bind their own sockets.
+func takeUpgrader(timeout time.Duration) (*tableflip.Upgrader, error) {
+	flip.Lock()
+	defer flip.Unlock()
+	if flip.taken {
+		return nil, nil
+	}
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: timeout, ListenConfig: listenConfig()})
+	if err != nil {
+		return nil, err
+	}
+	flip.taken = true
+	return upg, nil
+}
