@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -530,6 +531,34 @@ func TestE2EFailedReloadKeepsServing(t *testing.T) {
 	if !strings.Contains(body, fmt.Sprintf("pid=%d", old[0])) && !strings.Contains(body, fmt.Sprintf("pid=%d", old[1])) {
 		t.Fatalf("answer %q not from an old worker %v", body, old)
 	}
+	p.signal(syscall.SIGTERM)
+	p.wait()
+}
+
+// A hijacked connection (a WebSocket, say) outlives the request tracking:
+// the drain waits for its handler, which learns of the drain through
+// Draining and says goodbye, instead of being cut.
+func TestE2EHijackedConnectionSeesDrain(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=1")
+	var at int
+	addr := p.addr(&at)
+	old := p.ready(&at, 1)[0]
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /hijack HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	if line, err := br.ReadString('\n'); err != nil || line != fmt.Sprintf("hijacked pid=%d\n", old) {
+		t.Fatalf("hijack: %q %v", line, err)
+	}
+	p.signal(syscall.SIGHUP)
+	if line, err := br.ReadString('\n'); err != nil || line != fmt.Sprintf("bye pid=%d\n", old) {
+		t.Fatalf("after the reload: %q %v, want a goodbye from the old worker", line, err)
+	}
+	p.waitLog(&at, "reload done", nil)
+	p.waitLog(&at, "exited", map[string]any{"pid": old, "status": "exit status 0"})
 	p.signal(syscall.SIGTERM)
 	p.wait()
 }

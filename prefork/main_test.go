@@ -59,6 +59,20 @@ func helperMain() int {
 		n, err := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "done worker=%d pid=%d read=%d err=%v\n", prefork.WorkerID(), pid, n, err)
 	})
+	// /hijack holds its connection, as a WebSocket would, until the worker
+	// drains; then it says goodbye, so the client reconnects elsewhere.
+	mux.HandleFunc("/hijack", func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fmt.Fprintf(buf, "hijacked pid=%d\n", pid)
+		buf.Flush()
+		<-prefork.Draining()
+		fmt.Fprintf(buf, "bye pid=%d\n", pid)
+		buf.Flush()
+	})
 	opts := prefork.Options{
 		Addr:            envOr("TEST_ADDR", "127.0.0.1:0"),
 		Workers:         envInt("TEST_WORKERS", 2),

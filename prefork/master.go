@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -143,10 +144,11 @@ func newMaster(cfg *config) (*Master, error) {
 		}
 	}
 	if m.spawner == nil {
-		m.spawner = &ExecSpawner{}
+		es := &ExecSpawner{Path: invokedAs()}
 		if m.logFile != nil {
-			m.spawner = &ExecSpawner{Stdout: m.logFile, Stderr: m.logFile}
+			es.Stdout, es.Stderr = m.logFile, m.logFile
 		}
+		m.spawner = es
 	}
 	for i := range cfg.Workers {
 		m.slots = append(m.slots, &slot{id: i})
@@ -368,7 +370,7 @@ func (m *Master) stopWorker(w *worker, graceful bool) {
 	deadline := quitTimeout
 	if graceful {
 		msg = control.Message{Type: control.TypeDrain, Deadline: m.cfg.GracefulTimeout}
-		deadline = m.cfg.GracefulTimeout + killGrace
+		deadline = satAdd(m.cfg.GracefulTimeout, killGrace)
 		m.emit(Event{Kind: EventDraining, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid()})
 	}
 	m.send(w, msg)
@@ -381,6 +383,15 @@ func (m *Master) stopWorker(w *worker, graceful bool) {
 			w.proc.Signal(syscall.SIGKILL)
 		}
 	})
+}
+
+// satAdd adds durations without overflowing: a GracefulTimeout meant as
+// "forever" must not wrap into an immediate kill.
+func satAdd(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // send writes one message to a worker. A worker that cannot take it is dead

@@ -182,6 +182,10 @@ func (o Options) validate() (*config, error) {
 	if c.MaxSurge == 0 {
 		c.MaxSurge = 1
 	}
+	if t := c.Server; t != nil && t.TLSConfig != nil && len(t.TLSConfig.Certificates) == 0 &&
+		t.TLSConfig.GetCertificate == nil && t.TLSConfig.GetConfigForClient == nil {
+		return nil, &OptionError{Field: "Server.TLSConfig", Value: "no certificate", Reason: "set Certificates, GetCertificate or GetConfigForClient: a worker cannot serve TLS without one"}
+	}
 	if c.PIDFile != "" {
 		if st, err := os.Stat(filepath.Dir(c.PIDFile)); err != nil || !st.IsDir() {
 			return nil, &OptionError{Field: "PIDFile", Value: c.PIDFile, Reason: "its directory does not exist"}

@@ -1,8 +1,10 @@
 package prefork_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +44,10 @@ func TestNewMasterRejectsBadOptions(t *testing.T) {
 		{"drain idle", prefork.Options{Addr: ":0", DrainIdle: -1}, "DrainIdle = -1", "must not be negative"},
 		{"max boot", prefork.Options{Addr: ":0", MaxBootFailures: -2}, "MaxBootFailures = -2", "must not be negative"},
 		{"signals", prefork.Options{Addr: ":0", Signals: signals.Map{syscall.SIGHUP: signals.Reload}}, "Signals", "no signal maps to shutdown"},
+		{"tls", prefork.Options{Addr: ":0", Server: &http.Server{TLSConfig: &tls.Config{}}}, "Server.TLSConfig", "cannot serve TLS"},
+		{"pidfile", prefork.Options{Addr: ":0", PIDFile: "/no/such/dir/x.pid"}, "PIDFile", "directory does not exist"},
+		{"upgrade", prefork.Options{Addr: ":0", UpgradeTimeout: -1}, "UpgradeTimeout = -1", "must not be negative"},
+		{"surge", prefork.Options{Addr: ":0", MaxSurge: -1}, "MaxSurge = -1", "must not be negative"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -48,6 +48,9 @@ func (m *Master) advanceReload() {
 		// An empty slot is restarting already, from the binary on disk.
 		if m.active(s) && s.w != nil && s.next == nil {
 			m.spawn(s, true)
+			if !m.reload.on {
+				return // the spawn failed and ended the reload
+			}
 		}
 	}
 	if len(m.reload.queue) > 0 || m.surge() > 0 {
@@ -78,12 +81,17 @@ func (m *Master) surge() int {
 // stderr. Only a slot left empty meanwhile (its old worker crashed) counts
 // the failure towards giving up.
 func (m *Master) reloadFailed(s *slot, exit Exit, spawnErr error) {
-	err := error(&BootError{Slot: s.id, Attempts: 1, Exit: exit, Spawn: spawnErr})
+	err := &BootError{Slot: s.id, Attempts: 1, Exit: exit, Spawn: spawnErr}
+	again := m.reload.again
 	m.reload = reloadState{}
 	m.sdNotify(sdnotify.Ready()) // still serving, with the old workers
 	m.emit(Event{Kind: EventReloadFailed, Slot: s.id, Exit: exit, Err: err})
 	if m.active(s) && s.w == nil && s.next == nil {
-		m.bootFailed(s, err.(*BootError))
+		m.bootFailed(s, err)
+	}
+	if again && !m.stopping {
+		// A reload asked for after the failing one may bring fixed code.
+		m.startReload()
 	}
 }
 
@@ -104,6 +112,7 @@ func (m *Master) removeWorker() {
 // new connections wait in the kernel's queue until workers come back
 // (Reload or AddWorker).
 func (m *Master) stopWorkers() {
+	m.reload = reloadState{} // a queued reload must not bring them back
 	m.scaleTo(0)
 }
 
@@ -113,7 +122,7 @@ func (m *Master) scaleTo(n int) {
 		m.slots = m.slots[:len(m.slots)-1]
 		m.retire(s)
 	}
-	for len(m.slots) < n {
+	for len(m.slots) < n && !m.stopping {
 		s := &slot{id: len(m.slots)}
 		m.slots = append(m.slots, s)
 		m.spawn(s, false)

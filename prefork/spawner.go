@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -74,8 +76,11 @@ func (e Exit) Success() bool { return e.Signal == nil && e.Code == 0 }
 // ExecSpawner starts each worker by executing a binary, by default the one
 // this process runs, with the same arguments.
 type ExecSpawner struct {
-	// Path is the binary; default os.Executable(), resolved at each
-	// spawn, so a binary replaced on disk starts new code.
+	// Path is the binary. Each spawn executes what the path names then, so
+	// a binary replaced on disk — or a symlink switched to a new release —
+	// starts new code. Serve sets it to the path this program was started
+	// as (os.Args[0], made absolute, symlinks kept); when empty,
+	// os.Executable(), in which symlinks are resolved.
 	Path string
 	// Args are the arguments after the program name; default os.Args[1:].
 	Args []string
@@ -132,6 +137,28 @@ func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 	p.proc, _ = os.FindProcess(pid) // cannot fail on Unix
 	p.copyOutput()
 	return p, nil
+}
+
+// invokedAs is the path this program was started as, absolute but with its
+// symlinks kept, so that "current -> releases/v2" deploys reload into v2.
+// Empty when it cannot be found; the spawner then uses os.Executable.
+func invokedAs() string {
+	p := os.Args[0]
+	if !strings.Contains(p, "/") {
+		lp, err := exec.LookPath(p)
+		if err != nil {
+			return ""
+		}
+		p = lp
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return ""
+	}
+	if st, err := os.Stat(abs); err != nil || st.IsDir() {
+		return ""
+	}
+	return abs
 }
 
 func (s *ExecSpawner) path() (string, error) {

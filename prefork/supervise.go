@@ -49,6 +49,9 @@ func (e *BootError) Unwrap() error { return e.Spawn }
 // spawn starts a worker for s: its serving worker, or with next its
 // replacement during a reload.
 func (m *Master) spawn(s *slot, next bool) {
+	if m.stopping {
+		return // giving up or shutting down: a worker started now would never be told to stop
+	}
 	m.gen++
 	w := &worker{s: s, slot: s.id, gen: m.gen, spawnedAt: m.clock.Now()}
 	proc, ctl, err := m.start(w)
@@ -119,6 +122,9 @@ func (m *Master) readControl(w *worker) {
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 
 func (m *Master) onMessage(w *worker, msg control.Message) {
+	if _, live := m.workers[w]; !live {
+		return // its exit was handled first: what it said last no longer matters
+	}
 	switch msg.Type {
 	case control.TypeReady:
 		m.onReady(w)

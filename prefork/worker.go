@@ -33,7 +33,27 @@ type workerProc struct {
 	ctlMu    sync.Mutex
 	draining atomic.Bool
 	requests atomic.Uint64
+	inflight atomic.Int64 // handlers running, hijacked ones (WebSockets) included
 	conns    connTracker
+	failed   chan error // a listener stopped serving on its own
+}
+
+// drainStarted is closed when this worker starts to drain or quit.
+var (
+	drainStarted = make(chan struct{})
+	drainOnce    sync.Once
+)
+
+// Draining returns a channel that is closed when this worker begins to
+// drain or quit. Handlers that hold a connection for long — WebSockets,
+// streams, hijacked connections — select on it to finish their work and
+// let the client reconnect elsewhere; the drain waits for them until
+// GracefulTimeout. Outside a worker the channel is never closed.
+func Draining() <-chan struct{} { return drainStarted }
+
+func (w *workerProc) startDrain() {
+	w.draining.Store(true)
+	drainOnce.Do(func() { close(drainStarted) })
 }
 
 // stopReq is why a worker stops: a drain with a deadline, or a quit.
@@ -54,7 +74,7 @@ func serveWorker(h http.Handler, opts Options) error {
 	if mySpec.procs > 0 {
 		runtime.GOMAXPROCS(mySpec.procs)
 	}
-	w := &workerProc{cfg: cfg, done: make(chan struct{})}
+	w := &workerProc{cfg: cfg, done: make(chan struct{}), failed: make(chan error, len(mySpec.fds))}
 	w.log = cfg.Logger.With("slot", mySpec.slot, "gen", mySpec.gen, "pid", os.Getpid())
 	if err := w.inherit(mySpec); err != nil {
 		return err
@@ -141,6 +161,8 @@ func (w *workerProc) server(h http.Handler) *http.Server {
 func (w *workerProc) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.requests.Add(1)
+		w.inflight.Add(1)
+		defer w.inflight.Add(-1)
 		if w.draining.Load() && r.ProtoMajor == 1 {
 			rw.Header().Set("Connection", "close")
 		}
@@ -173,17 +195,23 @@ func (w *workerProc) run() error {
 	w.wg.Go(w.heartbeat)
 
 	var req stopReq
+	var err error
 	select {
 	case req = <-stops:
 	case sig := <-sigc:
 		req = stopFor(sig, w.cfg.GracefulTimeout)
+	case err = <-w.failed:
+		// Serving is impossible (a TLS setup error, say): exit non-zero so
+		// the master sees a failure and logs our stderr, rather than
+		// leaving a worker that says it serves and answers nobody.
+		req = stopReq{why: "listener failed"}
 	}
 	w.stop(req, sigc, stops)
 	close(w.done)
 	w.sendFinal()
 	w.ctl.Close()
 	w.wg.Wait()
-	return nil
+	return err
 }
 
 func stopFor(sig os.Signal, graceful time.Duration) stopReq {
@@ -202,6 +230,7 @@ func (w *workerProc) serve(ln net.Listener) {
 	}
 	if !w.draining.Load() && !errors.Is(err, http.ErrServerClosed) {
 		w.log.Error("worker listener failed", "addr", ln.Addr().String(), "err", err)
+		w.failed <- fmt.Errorf("prefork: worker cannot serve %s: %w", ln.Addr(), err)
 	}
 }
 
@@ -209,26 +238,14 @@ func (w *workerProc) serve(ln net.Listener) {
 func (w *workerProc) stop(req stopReq, sigc <-chan os.Signal, stops <-chan stopReq) {
 	if !req.drain {
 		w.log.Info("worker quitting", "why", req.why)
-		w.draining.Store(true)
+		w.startDrain()
 		w.srv.Close()
 		return
 	}
 	w.log.Info("worker draining", "why", req.why, "deadline", req.deadline)
 	ctx, cancel := context.WithTimeout(context.Background(), req.deadline)
 	defer cancel()
-	go func() {
-		select {
-		case <-sigc:
-		case r := <-stops:
-			if r.drain {
-				<-ctx.Done()
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
-		cancel()
-	}()
+	go w.hurry(ctx, cancel, sigc, stops)
 	w.drain(ctx)
 	if err := w.srv.Shutdown(ctx); err != nil {
 		w.srv.Close()
@@ -236,19 +253,41 @@ func (w *workerProc) stop(req stopReq, sigc <-chan os.Signal, stops <-chan stopR
 	}
 }
 
+// hurry cuts a drain short when a quit arrives during it: INT or QUIT, or
+// the master's Quit. Further drain requests (TERM from a group kill on top
+// of the master's Drain) change nothing.
+func (w *workerProc) hurry(ctx context.Context, cancel func(), sigc <-chan os.Signal, stops <-chan stopReq) {
+	for {
+		select {
+		case sig := <-sigc:
+			if !stopFor(sig, 0).drain {
+				cancel()
+				return
+			}
+		case r := <-stops:
+			if !r.drain {
+				cancel()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // drain stops accepting — the socket lives on in the master and the other
 // workers, so queued connections are not lost — and waits until every
-// connection is gone: answered with Connection: close, or silent for longer
-// than DrainIdle.
+// connection is gone — answered with Connection: close, or silent for longer
+// than DrainIdle — and every handler has returned, hijacked ones included.
 func (w *workerProc) drain(ctx context.Context) {
 	start := time.Now()
-	w.draining.Store(true)
+	w.startDrain()
 	for _, ln := range w.lns {
 		ln.Close()
 	}
 	tick := time.NewTicker(min(max(w.cfg.DrainIdle/10, 5*time.Millisecond), 50*time.Millisecond))
 	defer tick.Stop()
-	for w.conns.closeIdle(start, w.cfg.DrainIdle) > 0 {
+	for w.conns.closeIdle(start, w.cfg.DrainIdle) > 0 || w.inflight.Load() > 0 {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():

@@ -1,0 +1,119 @@
+package prefork_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/gracefork/gracefork/prefork"
+	"github.com/gracefork/gracefork/prefork/preforktest"
+	"github.com/gracefork/gracefork/signals"
+)
+
+// barrier returns once the master has handled every action asked before
+// it: actions are handled in order, and ReopenLogs changes nothing here.
+func (r *rig) barrier() {
+	r.t.Helper()
+	r.m.Do(signals.ReopenLogs)
+	r.ev.Wait(r.t, prefork.EventAction, func(e prefork.Event) bool { return e.Action == signals.ReopenLogs })
+}
+
+func countKind(ev *preforktest.Events, k prefork.EventKind) int {
+	n := 0
+	for _, e := range ev.All() {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// Giving up while the first workers are being started must not start the
+// rest: they would never be told to stop, and Run would never return.
+func TestGiveUpDuringFirstSpawnsReturns(t *testing.T) {
+	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
+	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
+	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
+	m, err := prefork.NewMaster(prefork.Options{Addr: "127.0.0.1:0", Workers: 2, MaxBootFailures: 2,
+		Spawner: r.sp, Clock: r.clk, OnEvent: r.ev.Record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- m.Run() }()
+	var be *prefork.BootError
+	if err := r.result(); !errors.As(err, &be) {
+		t.Fatalf("Run = %v, want a BootError", err)
+	}
+	if n := countKind(r.ev, prefork.EventSpawned); n != 0 {
+		t.Fatalf("%d workers started after giving up", n)
+	}
+}
+
+// HUP, HUP, WINCH: the queued reload must not bring the workers back.
+func TestQueuedReloadDoesNotUndoStopWorkers(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 2})
+	r.boot()
+	r.boot()
+	r.m.Do(signals.Reload)
+	r.next() // slot 0's replacement, booting
+	r.m.Do(signals.Reload)
+	r.ev.Wait(t, prefork.EventReloadQueued, nil)
+	r.m.Do(signals.StopWorkers)
+	r.barrier()
+	spawned := countKind(r.ev, prefork.EventSpawned)
+	if spawned != 3 {
+		t.Fatalf("%d workers started in all, want 3 (2 + the one replacement)", spawned)
+	}
+	r.finish(true)
+}
+
+// A reload asked for while a failing one runs is not lost: it runs next,
+// with the code now on disk.
+func TestReloadQueuedBehindFailureRuns(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	old := r.boot()
+	r.m.Do(signals.Reload)
+	bad := r.next()
+	r.m.Do(signals.Reload) // the operator shipped a fix
+	r.ev.Wait(t, prefork.EventReloadQueued, nil)
+	bad.Exit(2, "panic: broken build")
+	r.ev.Wait(t, prefork.EventReloadFailed, nil)
+	fixed := r.next()
+	fixed.Ready()
+	old.WaitStop(t)
+	old.Exit(0)
+	r.ev.Wait(t, prefork.EventReloadDone, nil)
+	r.finish(true)
+}
+
+// A spawn that fails during a reload ends it as failed, not also as done.
+func TestSpawnFailureEndsReloadOnce(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	r.boot()
+	r.sp.FailNext(errors.New("exec: no such file"))
+	r.m.Do(signals.Reload)
+	r.ev.Wait(t, prefork.EventReloadFailed, nil)
+	r.barrier()
+	if n := countKind(r.ev, prefork.EventReloadDone); n != 0 {
+		t.Fatalf("reload failed and done")
+	}
+	r.finish(true)
+}
+
+// A GracefulTimeout meant as "forever" must not overflow into an
+// immediate kill.
+func TestHugeGracefulTimeoutDoesNotKill(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1, GracefulTimeout: math.MaxInt64})
+	w := r.boot()
+	r.m.Shutdown()
+	w.WaitStop(t)
+	r.clk.Advance(24 * time.Hour)
+	w.Exit(0)
+	if err := r.result(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKind(r.ev, prefork.EventKilled); n != 0 {
+		t.Fatal("the draining worker was killed")
+	}
+}
