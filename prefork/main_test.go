@@ -1,6 +1,7 @@
 package prefork_test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,6 +81,14 @@ func helperMain() int {
 		MaxBootFailures: envInt("TEST_MAX_BOOT", 0),
 		PIDFile:         os.Getenv("TEST_PIDFILE"),
 		Logger:          log,
+	}
+	if cert := os.Getenv("TEST_TLS_CERT"); cert != "" {
+		kp, err := tls.LoadX509KeyPair(cert, os.Getenv("TEST_TLS_KEY"))
+		if err != nil {
+			log.Error("serve error", "err", err.Error())
+			return 1
+		}
+		opts.Server = &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{kp}}}
 	}
 	if f := os.Getenv("TEST_UPGRADE_BAD_IF"); upgraded && f != "" {
 		if _, err := os.Stat(f); err == nil {

@@ -35,6 +35,7 @@ type workerProc struct {
 	requests atomic.Uint64
 	inflight atomic.Int64 // handlers running, hijacked ones (WebSockets) included
 	conns    connTracker
+	h2       *h2Drainer
 	failed   chan error // a listener stopped serving on its own
 }
 
@@ -80,6 +81,7 @@ func serveWorker(h http.Handler, opts Options) error {
 		return err
 	}
 	w.srv = w.server(h)
+	w.h2 = splitHTTP2(w.srv)
 	return w.run()
 }
 
@@ -285,6 +287,7 @@ func (w *workerProc) drain(ctx context.Context) {
 	for _, ln := range w.lns {
 		ln.Close()
 	}
+	w.h2.goAway()
 	tick := time.NewTicker(min(max(w.cfg.DrainIdle/10, 5*time.Millisecond), 50*time.Millisecond))
 	defer tick.Stop()
 	for w.conns.closeIdle(start, w.cfg.DrainIdle) > 0 || w.inflight.Load() > 0 {
