@@ -37,6 +37,12 @@ type proc struct {
 
 func startMaster(t *testing.T, env ...string) *proc {
 	t.Helper()
+	return startMasterCmd(t, nil, env...)
+}
+
+// startMasterCmd is startMaster with a chance to adjust the command first.
+func startMasterCmd(t *testing.T, adjust func(*exec.Cmd), env ...string) *proc {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
@@ -44,6 +50,9 @@ func startMaster(t *testing.T, env ...string) *proc {
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	p.cmd.Env = append(os.Environ(), append([]string{helperEnv + "=1"}, env...)...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if adjust != nil {
+		adjust(p.cmd)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

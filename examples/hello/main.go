@@ -4,7 +4,9 @@
 //	go run ./examples/hello -workers 4
 //	curl http://127.0.0.1:8080/
 //
-// Send the master SIGTERM for a graceful shutdown, or press Ctrl-C.
+// Send the master SIGTERM for a graceful shutdown, or press Ctrl-C; SIGHUP
+// reloads the workers, SIGUSR2 upgrades to the binary on disk, SIGTTIN and
+// SIGTTOU add and remove a worker.
 package main
 
 import (
@@ -22,6 +24,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on: host:port or unix:/path")
 	workers := flag.Int("workers", 2, "number of worker processes (0: one per core)")
 	graceful := flag.Duration("graceful-timeout", prefork.DefaultGracefulTimeout, "how long in-flight requests may run after a worker is told to stop")
+	pidfile := flag.String("pidfile", "", "write the master's pid here once it serves (follows upgrades)")
 	flag.Parse()
 
 	pid := os.Getpid()
@@ -33,6 +36,7 @@ func main() {
 		Addr:            *addr,
 		Workers:         *workers,
 		GracefulTimeout: *graceful,
+		PIDFile:         *pidfile,
 		Server:          &http.Server{ReadHeaderTimeout: 10 * time.Second},
 	}
 	if err := prefork.Serve(mux, opts); err != nil {
