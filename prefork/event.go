@@ -37,6 +37,7 @@ const (
 	EventUpgradeStarted                        // a new master is starting from the binary on disk
 	EventUpgradeFailed                         // it failed; this master serves on: Err
 	EventUpgraded                              // the new master is ready; this one drains and exits
+	EventPredecessorGone                       // the master this one replaced has exited: Err if it misbehaved
 )
 
 var eventNames = [...]string{
@@ -62,6 +63,7 @@ var eventNames = [...]string{
 	EventUpgradeStarted:   "upgrade started",
 	EventUpgradeFailed:    "upgrade failed",
 	EventUpgraded:         "upgraded",
+	EventPredecessorGone:  "previous master gone",
 }
 
 func (k EventKind) String() string {
@@ -102,7 +104,7 @@ func (m *Master) log(e Event) {
 	attrs := make([]slog.Attr, 0, 6)
 	switch e.Kind {
 	case EventListening, EventAction, EventStopped, EventReloadStarted, EventReloadQueued, EventReloadDone, EventScaled,
-		EventServing, EventUpgradeStarted, EventUpgradeFailed, EventUpgraded:
+		EventServing, EventUpgradeStarted, EventUpgradeFailed, EventUpgraded, EventPredecessorGone:
 		// The master's own events carry its pid: two masters log at once
 		// during an upgrade.
 		attrs = append(attrs, slog.Int("pid", os.Getpid()))
@@ -140,6 +142,10 @@ func (m *Master) log(e Event) {
 	case EventBootTimeout, EventKilled:
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.Duration("after", e.Delay))
+	case EventPredecessorGone:
+		if e.Err != nil {
+			attrs = append(attrs, slog.String("err", e.Err.Error()))
+		}
 	case EventGivingUp, EventSpawnFailed, EventProtocolError, EventUpgradeFailed:
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("err", e.Err.Error()))

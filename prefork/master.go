@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,7 @@ type Master struct {
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
 	handedOver    bool // a new master took over: this one drains and leaves
+	waitingParent bool // started by an upgrade, and the old master is still there
 	watchdogTimer Timer
 }
 
@@ -216,6 +218,8 @@ func (m *Master) Run() error {
 
 func (m *Master) run() error {
 	stopSignals := m.forwardSignals()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.watchPredecessor(ctx)
 	for _, s := range m.slots {
 		m.spawn(s, false)
 	}
@@ -223,6 +227,7 @@ func (m *Master) run() error {
 		m.handle(<-m.events)
 	}
 	close(m.done)
+	cancel()
 	stopSignals()
 	if m.watchdogTimer != nil {
 		m.watchdogTimer.Stop()
@@ -237,6 +242,9 @@ func (m *Master) run() error {
 	}
 	m.tellParent(m.stopErr)
 	m.emit(Event{Kind: EventStopped})
+	if m.handedOver && interactive() {
+		m.awaitSuccessorInTerminal() // does not return when it works
+	}
 	if m.logFile != nil {
 		m.logFile.Close()
 	}
@@ -292,6 +300,8 @@ func (m *Master) handle(ev any) {
 		ev()
 	case upgradeEvent:
 		m.onUpgrade(ev)
+	case predecessorEvent:
+		m.onPredecessorGone(ev)
 	}
 }
 

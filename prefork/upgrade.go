@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +15,29 @@ import (
 // pipe: a new master that fails before it is ready writes why into it, so
 // the old master can log the reason next to the exit status.
 const reportFile = "gracefork-upgrade-report"
+
+// predecessorEvent: the master that started this one has exited (or
+// exec'd into a waiter, closing its side of tableflip's pipe).
+type predecessorEvent struct{ err error }
+
+// watchPredecessor reports when the old master has gone; until then this
+// master cannot upgrade in turn.
+func (m *Master) watchPredecessor(ctx context.Context) {
+	if !m.hasParent() {
+		return
+	}
+	m.waitingParent = true
+	m.wg.Go(func() {
+		if err := m.upg.WaitForParent(ctx); ctx.Err() == nil {
+			m.post(predecessorEvent{err})
+		}
+	})
+}
+
+func (m *Master) onPredecessorGone(ev predecessorEvent) {
+	m.waitingParent = false
+	m.emit(Event{Kind: EventPredecessorGone, Err: ev.err})
+}
 
 // upgradeEvent is the end of an upgrade attempt.
 type upgradeEvent struct {
@@ -80,6 +104,9 @@ func (m *Master) startUpgrade() {
 		return
 	case !m.announced:
 		m.cfg.Logger.Warn("upgrade refused: the workers are not all ready yet")
+		return
+	case m.waitingParent:
+		m.cfg.Logger.Warn("upgrade refused: the previous master has not exited yet")
 		return
 	}
 	if err := m.prepareReport(); err != nil {

@@ -3,11 +3,14 @@ package prefork_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // childrenOf lists the processes whose parent is pid.
@@ -154,4 +157,55 @@ func TestE2EUpgradeDuringUpgradeRefused(t *testing.T) {
 	fds := pidfds(t, map[int]int{0: next})
 	syscall.Kill(next, syscall.SIGTERM)
 	waitGone(t, fds)
+}
+
+// openPTY returns a pseudo-terminal's controller and a terminal on it.
+func openPTY(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return ptmx, pts
+}
+
+// In a terminal, the process the shell started stays after upgrades, so
+// Ctrl-C (SIGINT to the foreground process group) still ends everything,
+// and the new master can itself be upgraded.
+func TestE2EUpgradeInTerminalKeepsCtrlC(t *testing.T) {
+	_, pts := openPTY(t)
+	p := startMasterCmd(t, func(c *exec.Cmd) { c.Stdin = pts }, "TEST_WORKERS=1")
+	var at int
+	addr := p.addr(&at)
+	first := pidOf(p.waitLog(&at, "serving", nil))
+	syscall.Kill(first, syscall.SIGUSR2)
+	second := p.upgraded(&at, first)
+	p.waitLog(&at, "upgraded in a terminal: this process stays, so Ctrl-C still reaches the new master; it waits for it", nil)
+	// The first master's pid lives on, yet the new master sees it gone
+	// (its exec closed tableflip's pipe), so it can upgrade in turn.
+	p.waitLog(&at, "previous master gone", map[string]any{"pid": second})
+	syscall.Kill(second, syscall.SIGUSR2)
+	third := p.upgraded(&at, second)
+	if body := get(t, newClient(), "http://"+addr+"/"); !strings.Contains(body, "worker=0") {
+		t.Fatalf("answer %q", body)
+	}
+	fds := pidfds(t, map[int]int{0: second, 1: third})
+	syscall.Kill(-first, syscall.SIGINT) // Ctrl-C
+	waitGone(t, fds)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("the process the shell started exited %d", code)
+	}
 }

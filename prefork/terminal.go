@@ -1,0 +1,104 @@
+package prefork
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// successorEnv marks an old master that, after an upgrade in a terminal,
+// re-executed itself to wait for its successor.
+//
+// Why: a shell waits for the pid it started. Were the old master to exit,
+// the shell would take the terminal back and the new master — its child,
+// in the same process group — would be left in the background, out of
+// Ctrl-C's reach (tableflip#59). So the old master keeps its pid: it execs
+// itself into a waiter that forwards signals to the new master and exits
+// with its status. The exec also closes tableflip's close-on-exec pipe,
+// which is how the new master learns its parent has gone, so the new
+// master can upgrade in turn.
+const successorEnv = "GRACEFORK_SUCCESSOR_7QZ3K9"
+
+func init() {
+	if v := os.Getenv(successorEnv); v != "" {
+		os.Exit(waitSuccessor(v))
+	}
+}
+
+// awaitSuccessorInTerminal turns this old master into the waiter, when it
+// runs in a terminal; it returns only if it cannot.
+func (m *Master) awaitSuccessorInTerminal() {
+	kids := childPids(os.Getpid())
+	if len(kids) != 1 {
+		m.cfg.Logger.Warn("after the upgrade, cannot tell the new master among this process's children; exiting",
+			"children", fmt.Sprint(kids))
+		return
+	}
+	m.cfg.Logger.Info("upgraded in a terminal: this process stays, so Ctrl-C still reaches the new master; it waits for it",
+		"new_master", kids[0])
+	env := append(os.Environ(), successorEnv+"="+strconv.Itoa(kids[0]))
+	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	m.cfg.Logger.Error("cannot wait for the new master; exiting", "err", err)
+}
+
+// waitSuccessor is the waiter: it forwards every catchable signal to the
+// new master — a Ctrl-C reaches both, and a second Quit changes nothing —
+// and exits as the new master does.
+func waitSuccessor(v string) int {
+	os.Unsetenv(successorEnv)
+	pid, err := strconv.Atoi(v)
+	if err != nil || pid <= 0 {
+		fmt.Fprintf(os.Stderr, "gracefork: %s=%q is not a pid; this variable is set by gracefork only\n", successorEnv, v)
+		return 2
+	}
+	sigc := make(chan os.Signal, 16)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1,
+		syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	go func() {
+		for s := range sigc {
+			syscall.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	var ws unix.WaitStatus
+	for {
+		_, err = unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "gracefork: waiting for the new master %d: %v\n", pid, err)
+		return 1
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// childPids lists the processes whose parent is pid.
+func childPids(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid …": comm may hold spaces and parentheses.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
