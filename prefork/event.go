@@ -38,6 +38,7 @@ const (
 	EventUpgradeFailed                         // it failed; this master serves on: Err
 	EventUpgraded                              // the new master is ready; this one drains and exits
 	EventPredecessorGone                       // the master this one replaced has exited: Err if it misbehaved
+	EventUpgradeRefused                        // an upgrade cannot start now: Err says why
 )
 
 var eventNames = [...]string{
@@ -64,6 +65,7 @@ var eventNames = [...]string{
 	EventUpgradeFailed:    "upgrade failed",
 	EventUpgraded:         "upgraded",
 	EventPredecessorGone:  "previous master gone",
+	EventUpgradeRefused:   "upgrade refused",
 }
 
 func (k EventKind) String() string {
@@ -104,7 +106,7 @@ func (m *Master) log(e Event) {
 	attrs := make([]slog.Attr, 0, 6)
 	switch e.Kind {
 	case EventListening, EventAction, EventStopped, EventReloadStarted, EventReloadQueued, EventReloadDone, EventScaled,
-		EventServing, EventUpgradeStarted, EventUpgradeFailed, EventUpgraded, EventPredecessorGone:
+		EventServing, EventUpgradeStarted, EventUpgradeFailed, EventUpgraded, EventPredecessorGone, EventUpgradeRefused:
 		// The master's own events carry its pid: two masters log at once
 		// during an upgrade.
 		attrs = append(attrs, slog.Int("pid", os.Getpid()))
@@ -146,6 +148,9 @@ func (m *Master) log(e Event) {
 		if e.Err != nil {
 			attrs = append(attrs, slog.String("err", e.Err.Error()))
 		}
+	case EventUpgradeRefused:
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("err", e.Err.Error()))
 	case EventGivingUp, EventSpawnFailed, EventProtocolError, EventUpgradeFailed:
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("err", e.Err.Error()))

@@ -32,6 +32,9 @@ type Master struct {
 	lns   []net.Listener
 	files []*os.File // the listeners' descriptors, handed to every worker
 	upg   *tableflip.Upgrader
+	// upgradeFn starts a new master and waits until it is ready; nil
+	// when this master has no upgrader. Tests replace it.
+	upgradeFn func() error
 
 	logFile *logFile // Options.LogFile, when set
 

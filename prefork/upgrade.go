@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -53,6 +54,9 @@ func (m *Master) setupUpgrader() error {
 		return fmt.Errorf("prefork: %w", err)
 	}
 	m.upg = upg
+	if upg != nil {
+		m.upgradeFn = upg.Upgrade
+	}
 	if upg != nil && upg.HasParent() {
 		m.parentReport, _ = upg.Fds.File(reportFile)
 	}
@@ -95,18 +99,19 @@ func (m *Master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
 // every socket. This master drains and exits once the new one — and all its
 // workers — are ready; if the new one fails, nothing changes here.
 func (m *Master) startUpgrade() {
+	refuse := func(why string) { m.emit(Event{Kind: EventUpgradeRefused, Err: errors.New(why)}) }
 	switch {
-	case m.upg == nil:
-		m.cfg.Logger.Error("upgrade unavailable: another master in this process owns the upgrader; the workers keep serving")
+	case m.upgradeFn == nil:
+		refuse("another master in this process owns tableflip's upgrader")
 		return
 	case m.upgrading:
-		m.cfg.Logger.Warn("upgrade refused: an upgrade is in progress")
+		refuse("an upgrade is in progress")
 		return
 	case !m.announced:
-		m.cfg.Logger.Warn("upgrade refused: the workers are not all ready yet")
+		refuse("the workers are not all ready yet")
 		return
 	case m.waitingParent:
-		m.cfg.Logger.Warn("upgrade refused: the previous master has not exited yet")
+		refuse("the previous master has not exited yet")
 		return
 	}
 	if err := m.prepareReport(); err != nil {
@@ -115,9 +120,9 @@ func (m *Master) startUpgrade() {
 	}
 	m.upgrading = true
 	m.emit(Event{Kind: EventUpgradeStarted})
-	upg, report := m.upg, m.report
+	upgrade, report := m.upgradeFn, m.report
 	m.wg.Go(func() {
-		ev := upgradeEvent{err: upg.Upgrade()}
+		ev := upgradeEvent{err: upgrade()}
 		if ev.err != nil {
 			ev.detail = readReport(report)
 		}
@@ -127,6 +132,9 @@ func (m *Master) startUpgrade() {
 
 // prepareReport makes, once, the pipe a new master reports failure into.
 func (m *Master) prepareReport() error {
+	if m.upg == nil {
+		return nil // a test's upgrade function: no new process to hear from
+	}
 	if m.report != nil {
 		readReport(m.report) // what an earlier attempt left
 		return nil
@@ -148,6 +156,9 @@ func (m *Master) prepareReport() error {
 // words are in the pipe already; tableflip keeps a write end open here, so
 // the read is bounded instead of waiting for EOF.
 func readReport(r *os.File) string {
+	if r == nil {
+		return ""
+	}
 	r.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	var b strings.Builder
 	buf := make([]byte, 4096)

@@ -144,7 +144,7 @@ func TestE2EUpgradeDuringUpgradeRefused(t *testing.T) {
 	p.waitLog(&at, "upgrade started", map[string]any{"pid": master})
 	p.waitLog(&at, "spawned", nil) // the new master's worker, waiting at the gate
 	syscall.Kill(master, syscall.SIGUSR2)
-	p.waitLog(&at, "upgrade refused: an upgrade is in progress", nil)
+	p.waitLog(&at, "upgrade refused", map[string]any{"err": "an upgrade is in progress"})
 	open, err := os.OpenFile(gate, os.O_WRONLY, 0) // lets the new worker through
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,6 @@
+package prefork
+
+// SetUpgradeFunc makes m's upgrades call f instead of starting a new
+// binary, so tests drive the upgrade state machine without processes: f
+// returns nil once "the new master is ready", or why it failed.
+func SetUpgradeFunc(m *Master, f func() error) { m.upgradeFn = f }
