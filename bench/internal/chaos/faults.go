@@ -196,22 +196,24 @@ type Scenario struct {
 // AllTargets is the default target list.
 const AllTargets = "gracefork,nethttp,fasthttp,gunicorn"
 
-// Scenarios are the schedules -scenario selects. The runs last 2.5 s past
-// the last fault so the recovery after it can be measured.
+// Scenarios are the schedules -scenario selects. The faulted ones start at
+// 4 s, so the steady baseline (after the 1 s warm-up) is 3 s long, and the
+// runs last 2.5 s past the last fault so the recovery after it can be
+// measured. The smoke stays short for CI.
 var Scenarios = []Scenario{
 	{Name: "steady", Duration: 15 * time.Second, Targets: AllTargets,
 		Doc: "no faults: baseline throughput and latency"},
-	{Name: "reload", Faults: "every=1.5s from=1.5s count=10 action=hup",
-		Duration: 17500 * time.Millisecond, Targets: AllTargets,
+	{Name: "reload", Faults: "every=1.5s from=4s count=10 action=hup",
+		Duration: 20 * time.Second, Targets: AllTargets,
 		Doc: "10 HUP rolling reloads in 15 s"},
-	{Name: "crash", Faults: "every=1.5s from=1.5s count=10 action=kill9",
-		Duration: 17500 * time.Millisecond, Targets: AllTargets,
+	{Name: "crash", Faults: "every=1.5s from=4s count=10 action=kill9",
+		Duration: 20 * time.Second, Targets: AllTargets,
 		Doc: "10 SIGKILLs of one worker (round robin) in 15 s"},
-	{Name: "upgrade", Faults: "every=3s from=1.5s count=5 action=usr2",
-		Duration: 16 * time.Second, Targets: AllTargets,
+	{Name: "upgrade", Faults: "every=3s from=4s count=5 action=usr2",
+		Duration: 18500 * time.Millisecond, Targets: AllTargets,
 		Doc: "5 USR2 master upgrades in 15 s"},
-	{Name: "scale", Faults: "every=1.5s from=1.5s count=10 action=ttin; every=1.5s from=2.25s count=10 action=ttou",
-		Duration: 17500 * time.Millisecond, Targets: AllTargets,
+	{Name: "scale", Faults: "every=1.5s from=4s count=10 action=ttin; every=1.5s from=4.75s count=10 action=ttou",
+		Duration: 20 * time.Second, Targets: AllTargets,
 		Doc: "10 TTIN/TTOU pairs (one worker more, then one fewer)"},
 	{Name: "smoke", Faults: "at=1.5s action=hup; at=2.75s action=hup",
 		Duration: 4 * time.Second, Targets: "gracefork",
