@@ -20,12 +20,29 @@ import (
 	"github.com/gracefork/gracefork/prefork"
 )
 
+// config is what the flags say.
+type config struct {
+	addr     string
+	workers  int
+	graceful time.Duration
+	pidfile  string
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("hello", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on: host:port or unix:/path")
+	fs.IntVar(&c.workers, "workers", 2, "number of worker processes (0: one per core)")
+	fs.DurationVar(&c.graceful, "graceful-timeout", prefork.DefaultGracefulTimeout, "how long in-flight requests may run after a worker is told to stop")
+	fs.StringVar(&c.pidfile, "pidfile", "", "write the master's pid here once it serves (follows upgrades)")
+	return c, fs.Parse(args)
+}
+
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on: host:port or unix:/path")
-	workers := flag.Int("workers", 2, "number of worker processes (0: one per core)")
-	graceful := flag.Duration("graceful-timeout", prefork.DefaultGracefulTimeout, "how long in-flight requests may run after a worker is told to stop")
-	pidfile := flag.String("pidfile", "", "write the master's pid here once it serves (follows upgrades)")
-	flag.Parse()
+	c, err := parseFlags(os.Args[1:])
+	if err != nil {
+		os.Exit(2)
+	}
 
 	pid := os.Getpid()
 	mux := http.NewServeMux()
@@ -33,10 +50,10 @@ func main() {
 		fmt.Fprintf(w, "hello from worker=%d pid=%d\n", prefork.WorkerID(), pid)
 	})
 	opts := prefork.Options{
-		Addr:            *addr,
-		Workers:         *workers,
-		GracefulTimeout: *graceful,
-		PIDFile:         *pidfile,
+		Addr:            c.addr,
+		Workers:         c.workers,
+		GracefulTimeout: c.graceful,
+		PIDFile:         c.pidfile,
 		Server:          &http.Server{ReadHeaderTimeout: 10 * time.Second},
 	}
 	if err := prefork.Serve(mux, opts); err != nil {
