@@ -55,6 +55,53 @@
 // A worker whose master dies (even by SIGKILL) sees its control channel
 // close, drains, and exits: no orphans.
 //
+// Handlers that hold a connection for long — WebSockets, streams, hijacked
+// connections — select on [prefork.Draining] to finish and let the client
+// reconnect elsewhere; the drain waits for them until GracefulTimeout.
+// HTTP/2 connections (TLS in the worker) get a GOAWAY the moment the drain
+// starts, so their clients open new streams elsewhere at once.
+//
+// # Upgrade
+//
+// An upgrade (USR2, or [prefork.Master.Do] with signals.Upgrade) starts the
+// binary on disk as a new master through github.com/cloudflare/tableflip.
+// The new master inherits every socket — no bind, no refused connection —
+// starts its own workers, and reports ready only when all of them are; the
+// old master then drains its workers and exits. Both generations serve
+// during the overlap. A new binary that exits, crashes or is not ready
+// within UpgradeTimeout changes nothing: it is killed, the old master serves
+// on, and the failure is logged with its exit status and what it said
+// (invalid options, a *BootError with its workers' stderr). One upgrade
+// runs at a time, and a new master upgrades in turn only once its
+// predecessor has gone.
+//
+// HUP and USR2 differ: HUP replaces the workers from the binary on disk and
+// keeps the master, its options and its sockets; USR2 replaces the master
+// too, so changed options (addresses, worker count, timeouts) take effect.
+//
+// # systemd
+//
+// The master speaks sd_notify without cgo: READY=1 once every worker
+// serves; RELOADING=1 with MONOTONIC_USEC and READY=1 around a reload, so
+// Type=notify-reload works with HUP; MAINPID=<pid> with READY=1 from the
+// new master after an upgrade; STOPPING=1 on shutdown; WATCHDOG=1 when
+// WatchdogSec is set. Sockets passed by socket activation (LISTEN_FDS,
+// LISTEN_PID, LISTEN_FDNAMES) are used instead of binding, matched to the
+// addresses by name (FileDescriptorName= set to the address) or by their
+// bound address. Options.PIDFile names the current master across upgrades.
+// examples/systemd/hello.service is a unit that fits: Type=notify,
+// NotifyAccess=all (the new master's MAINPID comes from a process that is
+// not yet the main one), ExecReload=/bin/kill -USR2 $MAINPID for binary
+// upgrades on "systemctl reload", KillMode=mixed and a TimeoutStopSec past
+// GracefulTimeout. Users of Type=notify-reload, whose reload signal is HUP,
+// get worker reloads instead; remap HUP to signals.Upgrade in
+// Options.Signals to make it upgrade.
+//
+// In a terminal, the process the shell started stays after an upgrade as a
+// small waiter (it re-executes itself and forwards signals to the new
+// master), so Ctrl-C still stops everything; elsewhere it exits. Either
+// way, kill -TERM "$(cat pidfile)" stops the newest master.
+//
 // # Signals
 //
 // The master speaks Gunicorn's signals by default (package
@@ -65,7 +112,7 @@
 //	TERM         graceful shutdown: drain every worker, then exit
 //	INT, QUIT    quick shutdown
 //	USR1         reopen Options.LogFile
-//	USR2         upgrade to a new master (tableflip)
+//	USR2         upgrade: a new master from the binary on disk takes over
 //	WINCH        drain every worker, keep the master and its sockets
 //	TTIN, TTOU   one worker more, one fewer (never fewer than one)
 //
@@ -95,6 +142,10 @@
 // Linux is the supported platform (sockets are shared by inheritance,
 // process exits are awaited with pidfds in tests). Under "go run" the
 // master is a child of the go command: send signals to the master's pid,
-// not to go's. Options must be the same in every process, which they are
-// when every process runs the same main with the same arguments.
+// not to go's, and an upgrade starts the binary go built, not your
+// source. Options must be the same in every process, which they are when
+// every process runs the same main with the same arguments. Workers and
+// new masters are started from the path the program was started as
+// (os.Args[0], symlinks kept), so a "current -> releases/vN" switch
+// followed by HUP or USR2 runs the new release.
 package gracefork

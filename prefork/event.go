@@ -68,6 +68,7 @@ var eventNames = [...]string{
 	EventUpgradeRefused:   "upgrade refused",
 }
 
+// String is the event's log message.
 func (k EventKind) String() string {
 	if k > 0 && int(k) < len(eventNames) {
 		return eventNames[k]

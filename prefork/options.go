@@ -124,10 +124,12 @@ type OptionError struct {
 	Err    error // the cause, when there is one (a failed bind)
 }
 
+// Error names the field, the value and what is wrong with it.
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("prefork: Options.%s = %#v: %s", e.Field, e.Value, e.Reason)
 }
 
+// Unwrap returns the cause, such as syscall.EADDRINUSE for a failed bind.
 func (e *OptionError) Unwrap() error { return e.Err }
 
 // config is Options validated and with defaults applied.

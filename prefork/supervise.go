@@ -26,6 +26,7 @@ type BootError struct {
 	Spawn    error // the Spawner failed, instead of a process exiting
 }
 
+// Error quotes the last attempt's exit status and stderr.
 func (e *BootError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "prefork: worker slot %d failed to boot %d times in a row; last attempt: ", e.Slot, e.Attempts)
@@ -44,6 +45,7 @@ func (e *BootError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the Spawner's error, when starting the process failed.
 func (e *BootError) Unwrap() error { return e.Spawn }
 
 // spawn starts a worker for s: its serving worker, or with next its

@@ -43,6 +43,7 @@ const (
 	TypeQuit Type = 4
 )
 
+// String names the type, as logs show it.
 func (t Type) String() string {
 	switch t {
 	case TypeReady:

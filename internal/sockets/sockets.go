@@ -24,6 +24,7 @@ type Addr struct {
 	Address string // host:port, or the socket's path
 }
 
+// String gives the address as Parse reads it.
 func (a Addr) String() string {
 	if a.Network == "unix" {
 		return "unix:" + a.Address
