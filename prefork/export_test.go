@@ -4,3 +4,6 @@ package prefork
 // binary, so tests drive the upgrade state machine without processes: f
 // returns nil once "the new master is ready", or why it failed.
 func SetUpgradeFunc(m *Master, f func() error) { m.upgradeFn = f }
+
+// ChildPids lists the processes whose parent is pid.
+var ChildPids = childPids

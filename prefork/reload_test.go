@@ -214,7 +214,7 @@ func TestCrashDuringReplacement(t *testing.T) {
 
 func TestReopenLogs(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gracefork.log")
-	r := newRigLog(t, path)
+	r := newRig(t, prefork.Options{Workers: 1, LogFile: path})
 	r.boot()
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
@@ -230,17 +230,4 @@ func TestReopenLogs(t *testing.T) {
 	if !strings.Contains(string(rotated), "msg=ready") || strings.Contains(string(rotated), "msg=stopped") {
 		t.Fatalf("rotated log: %q", rotated)
 	}
-}
-
-func newRigLog(t *testing.T, path string) *rig {
-	t.Helper()
-	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
-	m, err := prefork.NewMaster(prefork.Options{Addr: "127.0.0.1:0", Workers: 1, LogFile: path,
-		Spawner: r.sp, Clock: r.clk, OnEvent: r.ev.Record})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.m = m
-	go func() { r.done <- m.Run() }()
-	return r
 }

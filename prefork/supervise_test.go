@@ -29,7 +29,9 @@ func newRig(t *testing.T, opts prefork.Options) *rig {
 	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
 	opts.Addr = "127.0.0.1:0"
 	opts.Spawner, opts.Clock, opts.OnEvent = r.sp, r.clk, r.ev.Record
-	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	if opts.LogFile == "" {
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
 	m, err := prefork.NewMaster(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -10,31 +10,15 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gracefork/gracefork/prefork"
 	"golang.org/x/sys/unix"
 )
 
-// childrenOf lists the processes whose parent is pid.
+// childrenOf returns the children of pid, keyed for pidfds.
 func childrenOf(t *testing.T, pid int) map[int]int {
-	t.Helper()
 	out := map[int]int{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out[len(out)] = n
-		}
+	for i, c := range prefork.ChildPids(pid) {
+		out[i] = c
 	}
 	return out
 }
