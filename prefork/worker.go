@@ -157,7 +157,8 @@ func (w *workerProc) server(h http.Handler) *http.Server {
 	}
 }
 
-// wrap is the library's whole per-request cost: a counter, and a check of
+// wrap is the library's whole per-request cost in the handler path: a
+// request counter, an in-flight counter the drain waits on, and a check of
 // the drain flag so that each keep-alive client learns from the answer to
 // its next request to reconnect, to another worker.
 func (w *workerProc) wrap(h http.Handler) http.Handler {
@@ -236,7 +237,8 @@ func (w *workerProc) serve(ln net.Listener) {
 	}
 }
 
-// stop drains or quits. A quit (or a second signal) during a drain cuts it short.
+// stop drains or quits. A quit (INT, QUIT, or the master's Quit) during a
+// drain cuts it short.
 func (w *workerProc) stop(req stopReq, sigc <-chan os.Signal, stops <-chan stopReq) {
 	if !req.drain {
 		w.log.Info("worker quitting", "why", req.why)
