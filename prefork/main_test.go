@@ -13,6 +13,7 @@ import (
 
 	"github.com/gracefork/gracefork/prefork"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 // helperEnv makes the test binary run helperMain instead of the tests:
@@ -23,7 +24,31 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperMain())
 	}
+	os.Setenv("TEST_PARENT_PID", strconv.Itoa(os.Getpid())) // for the helpers' watchTest
 	goleak.VerifyTestMain(m)
+}
+
+// watchTest ends a helper master when the test process dies without
+// cleaning up (a test timeout's panic skips cleanups): otherwise a master
+// started by an upgrade, whose parent is not the test, would live on. The
+// workers follow their master by themselves.
+func watchTest() {
+	pid, err := strconv.Atoi(os.Getenv("TEST_PARENT_PID"))
+	if err != nil {
+		return
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		os.Exit(3) // the test process is gone already
+	}
+	go func() {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if n, err := unix.Poll(pfd, -1); n == 1 || (err != nil && err != unix.EINTR) {
+				os.Exit(3)
+			}
+		}
+	}()
 }
 
 // helperMain is the program the end-to-end tests run: prefork.Serve with
@@ -36,6 +61,9 @@ func helperMain() int {
 		if _, err := os.Stat(f); err == nil {
 			panic("boom at boot")
 		}
+	}
+	if !prefork.IsWorker() {
+		watchTest()
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	upgraded := os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != ""

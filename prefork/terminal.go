@@ -30,6 +30,10 @@ func init() {
 	}
 }
 
+// forwarded are the signals a waiter passes on to the new master.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1,
+	syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU}
+
 // awaitSuccessorInTerminal turns this old master into the waiter, when it
 // runs in a terminal; it returns only if it cannot.
 func (m *Master) awaitSuccessorInTerminal() {
@@ -42,7 +46,13 @@ func (m *Master) awaitSuccessorInTerminal() {
 	m.cfg.Logger.Info("upgraded in a terminal: this process stays, so Ctrl-C still reaches the new master; it waits for it",
 		"new_master", kids[0])
 	env := append(os.Environ(), successorEnv+"="+strconv.Itoa(kids[0]))
+	// A Ctrl-C during the exec must not kill the waiter-to-be with the
+	// default action: ignored signals stay ignored across exec until the
+	// waiter catches them. The new master, in the same process group, gets
+	// the Ctrl-C itself.
+	signal.Ignore(forwarded...)
 	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	signal.Reset(forwarded...)
 	m.cfg.Logger.Error("cannot wait for the new master; exiting", "err", err)
 }
 
@@ -57,8 +67,7 @@ func waitSuccessor(v string) int {
 		return 2
 	}
 	sigc := make(chan os.Signal, 16)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1,
-		syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	signal.Notify(sigc, forwarded...)
 	go func() {
 		for s := range sigc {
 			syscall.Kill(pid, s.(syscall.Signal))

@@ -183,6 +183,7 @@ func TestE2EUpgradeInTerminalKeepsCtrlC(t *testing.T) {
 	p.waitLog(&at, "previous master gone", map[string]any{"pid": second})
 	syscall.Kill(second, syscall.SIGUSR2)
 	third := p.upgraded(&at, second)
+	p.waitLog(&at, "upgraded in a terminal: this process stays, so Ctrl-C still reaches the new master; it waits for it", map[string]any{"new_master": third})
 	if body := get(t, newClient(), "http://"+addr+"/"); !strings.Contains(body, "worker=0") {
 		t.Fatalf("answer %q", body)
 	}
