@@ -195,3 +195,45 @@ func TestRunGunicornUpgrade(t *testing.T) {
 	}
 	assertNothingLeft(t, s)
 }
+
+// TestRunGraceforkUpgrade: two USR2 upgrades of examples/hello. Each must
+// be followed to a new master (named by -pidfile) whose workers answer,
+// the old master and workers must exit, the second USR2 and the final
+// SIGTERM must go to the newest master, and nothing may be left behind.
+func TestRunGraceforkUpgrade(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	cfg := e2eConfig(t, 5*time.Second, 16, "every=2s from=1s count=2 action=usr2")
+	s, err := Run(t.Context(), TGracefork, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Skipped != "" {
+		t.Fatalf("gracefork skipped: %s", s.Skipped)
+	}
+	report(t, s)
+	if s.OK == 0 || s.Failed != 0 {
+		t.Errorf("%d ok, %d failed %v (samples %v); want 0 failed", s.OK, s.Failed, s.FailedBy, s.ErrorSamples)
+	}
+	var masters []string
+	for _, f := range s.Faults {
+		if !f.Injected || !strings.Contains(f.Detail, "new master pid=") || !strings.Contains(f.Detail, "new workers answered") ||
+			!strings.Contains(f.Detail, "old master exited") || !strings.Contains(f.Detail, "gone after") {
+			t.Errorf("usr2 at %.2fs: %s", f.Scheduled, f.Detail)
+			continue
+		}
+		m := f.Detail[strings.Index(f.Detail, "new master pid=")+len("new master "):]
+		masters = append(masters, m[:strings.IndexByte(m, ' ')]) // "pid=N"
+	}
+	if len(masters) == 2 && masters[0] == masters[1] {
+		t.Errorf("both upgrades report the same new master %s", masters[0])
+	}
+	if len(masters) == 2 && !strings.HasPrefix(s.MasterExit, masters[1]+" ") {
+		t.Errorf("final SIGTERM did not go to the newest master %s: %s", masters[1], s.MasterExit)
+	}
+	if len(s.Leftovers) != 0 {
+		t.Errorf("left behind after the master exited: %+v", s.Leftovers)
+	}
+	assertNothingLeft(t, s)
+}

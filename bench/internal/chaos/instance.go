@@ -27,6 +27,9 @@ type Instance struct {
 	// OldMasterSignal is sent to gunicorn's old master at the end of its
 	// upgrade procedure (SIGQUIT, as gunicorn documents, or SIGTERM).
 	OldMasterSignal syscall.Signal
+	// PIDFile, if not empty, is where the target keeps its current
+	// master's pid (gracefork's -pidfile); upgrades are followed with it.
+	PIDFile string
 
 	cmd    *exec.Cmd
 	logf   *os.File
@@ -50,6 +53,11 @@ var live = struct {
 // start launches the built target on addr with workers workers, waits
 // until it answers, and records its process tree.
 func (t *Target) start(ctx context.Context, l *launcher, addr string, workers int, logPath string) (*Instance, error) {
+	var pidFile string
+	if l.pidFile != nil {
+		pidFile = l.pidFile(addr)
+		_ = os.Remove(pidFile) // a stale file from an earlier instance on this port
+	}
 	cmd := l.command(addr, workers)
 	logf, err := startProcess(cmd, logPath)
 	if err != nil {
@@ -57,8 +65,8 @@ func (t *Target) start(ctx context.Context, l *launcher, addr string, workers in
 	}
 	in := &Instance{
 		Target: t, Addr: addr, Workers: workers, LogPath: logPath, Pids: NewPIDSet(),
-		OldMasterSignal: syscall.SIGQUIT,
-		cmd:             cmd, logf: logf, pgid: cmd.Process.Pid, exited: make(chan struct{}),
+		OldMasterSignal: syscall.SIGQUIT, PIDFile: pidFile,
+		cmd: cmd, logf: logf, pgid: cmd.Process.Pid, exited: make(chan struct{}),
 		master: cmd.Process.Pid, targeted: make(map[int]bool), answeredBy: make(map[int]bool),
 	}
 	if p, err := ReadProc(in.master); err == nil {
@@ -285,25 +293,53 @@ func (in *Instance) ResumeStopped() []int {
 	return s
 }
 
-// findNewMaster looks for a process of the target's tree, other than old,
-// that has children of its own: the new master of an upgrade.
+// findNewMaster looks for a child of old that has children of its own:
+// the new master of an upgrade (it is started by the old master, and
+// starts its own workers). Only children of old are considered, so a
+// previous master still draining its workers is never mistaken for it.
 func (in *Instance) findNewMaster(old int) int {
 	t, err := ScanProcs()
 	if err != nil {
 		return 0
 	}
-	for _, pid := range in.tree(t) {
-		if pid != old && len(t.Children(pid)) > 0 {
+	for _, pid := range t.Children(old) {
+		if len(t.Children(pid)) > 0 {
 			return pid
 		}
 	}
 	return 0
 }
 
+// pidFromFile returns the live pid named by the target's PID file, or 0.
+func (in *Instance) pidFromFile() int {
+	if in.PIDFile == "" {
+		return 0
+	}
+	b, err := os.ReadFile(in.PIDFile)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || !Alive(pid, 0) {
+		return 0
+	}
+	return pid
+}
+
 // observedUpgrade sends USR2 and watches for a new master, since whether
-// the target supports upgrades is only known by observation.
+// the target supports upgrades is only known by observation. With a PID
+// file (gracefork) the new master is the pid the file names once it
+// differs from the old one: it is written when every new worker is ready.
+// Without one, it is a child of the old master with children of its own.
+// It then checks, within the same window, that a new worker answered and
+// that the old master and its workers exited; later signals go to the new
+// master.
 func (in *Instance) observedUpgrade(ctx context.Context, observeUntil time.Time) (string, error) {
 	old := in.Master()
+	var oldKids []int
+	if t, err := ScanProcs(); err == nil {
+		oldKids = t.Children(old)
+	}
 	if _, err := in.signalMaster(syscall.SIGUSR2); err != nil {
 		return "", err
 	}
@@ -311,21 +347,81 @@ func (in *Instance) observedUpgrade(ctx context.Context, observeUntil time.Time)
 	window := min(max(time.Until(observeUntil), time.Second), 10*time.Second)
 	deadline := start.Add(window)
 	var newMaster int
-	_ = pollUntil(ctx, deadline, func() bool {
-		newMaster = in.findNewMaster(old)
-		return newMaster != 0 || !in.MasterAlive()
-	})
-	waited := time.Since(start).Seconds()
-	switch {
-	case newMaster != 0:
-		in.setMaster(newMaster)
-		return fmt.Sprintf("sent SIGUSR2 to master pid=%d: new master pid=%d after %.2fs, workers %v",
-			old, newMaster, waited, in.WorkerPids()), nil
-	case !in.MasterAlive():
-		return fmt.Sprintf("sent SIGUSR2 to master pid=%d: master exited and no new master appeared", old), nil
+	how := "child of the old master with workers"
+	if in.PIDFile != "" {
+		how = "named by the PID file"
 	}
-	return fmt.Sprintf("sent SIGUSR2 to master pid=%d: no new master within %.2fs, old master still serving: USR2 upgrade looks not supported",
-		old, waited), nil
+	_ = pollUntil(ctx, deadline, func() bool {
+		if in.PIDFile != "" {
+			if p := in.pidFromFile(); p != 0 && p != old {
+				newMaster = p
+			}
+		} else {
+			newMaster = in.findNewMaster(old)
+		}
+		return newMaster != 0 || !Alive(old, 0)
+	})
+	found := time.Since(start).Seconds()
+	if newMaster == 0 {
+		if !in.MasterAlive() {
+			return fmt.Sprintf("sent SIGUSR2 to master pid=%d: master exited and no new master appeared", old), nil
+		}
+		return fmt.Sprintf("sent SIGUSR2 to master pid=%d: no new master within %.2fs, old master still serving: USR2 upgrade looks not supported",
+			old, found), nil
+	}
+	in.mu.Lock()
+	oldMasterST := in.masterST
+	in.mu.Unlock()
+	ppid := -1
+	if p, err := ReadProc(newMaster); err == nil {
+		ppid = p.PPID
+	}
+	in.setMaster(newMaster)
+	var newKids []int
+	if t, err := ScanProcs(); err == nil {
+		newKids = t.Children(newMaster)
+	}
+	for _, k := range newKids {
+		in.Pids.Add(k)
+	}
+	msg := fmt.Sprintf("sent SIGUSR2 to master pid=%d: new master pid=%d (%s; its parent then: pid=%d) after %.2fs, workers %v",
+		old, newMaster, how, ppid, found, newKids)
+
+	// The rest of the window: a new worker answers, the old generation goes.
+	var answered []int
+	oldGone, kidsGone := -1.0, -1.0
+	_ = pollUntil(ctx, deadline, func() bool {
+		answered = slices.DeleteFunc(slices.Clone(newKids), func(p int) bool { return !in.answered(p) })
+		if oldGone < 0 && !Alive(old, oldMasterST) {
+			oldGone = time.Since(start).Seconds()
+		}
+		if kidsGone < 0 && !slices.ContainsFunc(oldKids, func(p int) bool { return Alive(p, 0) }) {
+			kidsGone = time.Since(start).Seconds()
+		}
+		return len(answered) > 0 && oldGone >= 0 && kidsGone >= 0
+	})
+	if len(answered) > 0 {
+		msg += fmt.Sprintf("; new workers answered: %v", answered)
+	} else {
+		msg += "; NO new worker answered within the window"
+	}
+	if oldGone >= 0 {
+		msg += fmt.Sprintf("; old master exited after %.2fs", oldGone)
+	} else {
+		msg += fmt.Sprintf("; old master pid=%d STILL ALIVE after %.2fs", old, window.Seconds())
+	}
+	if kidsGone >= 0 {
+		msg += fmt.Sprintf(", old workers %v gone after %.2fs", oldKids, kidsGone)
+	} else {
+		var alive []int
+		for _, p := range oldKids {
+			if Alive(p, 0) {
+				alive = append(alive, p)
+			}
+		}
+		msg += fmt.Sprintf(", old workers %v STILL ALIVE after %.2fs", alive, window.Seconds())
+	}
+	return msg, nil
 }
 
 // gunicornUpgrade is gunicorn's documented upgrade procedure: USR2 to the

@@ -56,6 +56,10 @@ type launcher struct {
 	command func(addr string, workers int) *exec.Cmd
 	// readyTimeout bounds the wait for the first answer.
 	readyTimeout time.Duration
+	// pidFile, if set, names the file in which the target keeps its
+	// current master's pid (gracefork's -pidfile, rewritten by each new
+	// master after an upgrade).
+	pidFile func(addr string) string
 }
 
 // LookupTarget returns the target called name.
@@ -104,8 +108,15 @@ func buildGracefork(ctx context.Context, env BuildEnv) (*launcher, error) {
 	if err := goBuild(ctx, env.Repo, bin, "./examples/hello"); err != nil {
 		return nil, fmt.Errorf("%w: cannot build examples/hello: %v", ErrSkipped, err)
 	}
-	return &launcher{readyTimeout: 20 * time.Second, command: func(addr string, workers int) *exec.Cmd {
-		return exec.Command(bin, "-addr", addr, "-workers", strconv.Itoa(workers), "-graceful-timeout", "10s")
+	// The master writes its pid to -pidfile once it serves, and each new
+	// master of a USR2 upgrade rewrites it: the harness follows upgrades
+	// with it. One file per address, so concurrent instances do not share.
+	pidFile := func(addr string) string {
+		return filepath.Join(env.Tmp, "gracefork-"+strings.NewReplacer(":", "_", "/", "_").Replace(addr)+".pid")
+	}
+	return &launcher{readyTimeout: 20 * time.Second, pidFile: pidFile, command: func(addr string, workers int) *exec.Cmd {
+		return exec.Command(bin, "-addr", addr, "-workers", strconv.Itoa(workers), "-graceful-timeout", "10s",
+			"-pidfile", pidFile(addr))
 	}}, nil
 }
 
