@@ -22,10 +22,11 @@ type strictLoad struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu     sync.Mutex
-	ok     int
-	failed []string
-	pids   map[string]int
+	mu      sync.Mutex
+	ok      int
+	failed  []string
+	pids    map[string]int
+	changed chan struct{} // closed at the next answer, when someone waits
 }
 
 func startLoad(addr string, conns int) *strictLoad {
@@ -68,6 +69,10 @@ func (l *strictLoad) conn() {
 		l.mu.Lock()
 		l.ok++
 		l.pids[pid]++
+		if l.changed != nil {
+			close(l.changed)
+			l.changed = nil
+		}
 		l.mu.Unlock()
 		if closeAfter {
 			c.Close()
@@ -103,24 +108,31 @@ func (l *strictLoad) fail(why string) {
 	l.failed = append(l.failed, why)
 }
 
-// count returns the requests answered so far.
-func (l *strictLoad) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok
-}
-
 // waitMore waits until n more requests have been answered: proof that the
 // load flows, taken between faults.
 func (l *strictLoad) waitMore(t *testing.T, n int) {
 	t.Helper()
-	want := l.count() + n
-	deadline := time.Now().Add(preforktest.Patience)
-	for l.count() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("load stalled: %d answered, waiting for %d", l.count(), want)
+	l.mu.Lock()
+	want := l.ok + n
+	l.mu.Unlock()
+	deadline := time.After(preforktest.Patience)
+	for {
+		l.mu.Lock()
+		got := l.ok
+		if got >= want {
+			l.mu.Unlock()
+			return
 		}
-		time.Sleep(time.Millisecond) // polling a counter, not waiting for an event to happen
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("load stalled: %d answered, waiting for %d", got, want)
+		}
 	}
 }
 
