@@ -39,6 +39,11 @@
 // return a *prefork.BootError that quotes the exit status and the worker's
 // last stderr lines.
 //
+// A serving worker reports to the master every second. One that stays
+// silent for HeartbeatTimeout (30s by default) — stopped, or wedged — is
+// killed and its slot restarted: the connections it accepted would
+// otherwise hang for ever.
+//
 // A reload starts a new worker from the binary on disk for each slot, waits
 // until it is ready, then drains the old one: capacity never dips. A
 // reload whose new workers cannot boot stops there and leaves the old

@@ -571,3 +571,23 @@ func TestE2EHijackedConnectionSeesDrain(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	p.wait()
 }
+
+// A worker stopped with SIGSTOP stops reporting: the master kills it and
+// a new worker takes its slot.
+func TestE2EStoppedWorkerIsReplaced(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=1", "TEST_HEARTBEAT_S=2")
+	var at int
+	url := "http://" + p.addr(&at) + "/"
+	old := p.ready(&at, 1)[0]
+	syscall.Kill(old, syscall.SIGSTOP)
+	p.waitLog(&at, "hung", map[string]any{"pid": old})
+	p.waitLog(&at, "exited", map[string]any{"pid": old, "status": "signal: killed"})
+	next := pidOf(p.waitLog(&at, "ready", map[string]any{"slot": 0}))
+	if body := get(t, newClient(), url); !strings.Contains(body, fmt.Sprintf("pid=%d", next)) {
+		t.Fatalf("answer %q, want the new worker %d", body, next)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+}

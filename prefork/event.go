@@ -39,6 +39,7 @@ const (
 	EventUpgraded                              // the new master is ready; this one drains and exits
 	EventPredecessorGone                       // the master this one replaced has exited: Err if it misbehaved
 	EventUpgradeRefused                        // an upgrade cannot start now: Err says why
+	EventHung                                  // a serving worker sent no heartbeat for Delay and was killed
 )
 
 var eventNames = [...]string{
@@ -66,6 +67,7 @@ var eventNames = [...]string{
 	EventUpgraded:         "upgraded",
 	EventPredecessorGone:  "previous master gone",
 	EventUpgradeRefused:   "upgrade refused",
+	EventHung:             "hung",
 }
 
 // String is the event's log message.
@@ -142,7 +144,7 @@ func (m *Master) log(e Event) {
 		attrs = append(attrs, slog.Duration("in", e.Delay))
 	case EventAction:
 		attrs = append(attrs, slog.String("action", e.Action.String()))
-	case EventBootTimeout, EventKilled:
+	case EventBootTimeout, EventKilled, EventHung:
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.Duration("after", e.Delay))
 	case EventPredecessorGone:

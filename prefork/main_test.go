@@ -103,12 +103,13 @@ func helperMain() int {
 		buf.Flush()
 	})
 	opts := prefork.Options{
-		Addr:            envOr("TEST_ADDR", "127.0.0.1:0"),
-		Workers:         envInt("TEST_WORKERS", 2),
-		GracefulTimeout: time.Duration(envInt("TEST_GRACEFUL_S", 30)) * time.Second,
-		MaxBootFailures: envInt("TEST_MAX_BOOT", 0),
-		PIDFile:         os.Getenv("TEST_PIDFILE"),
-		Logger:          log,
+		Addr:             envOr("TEST_ADDR", "127.0.0.1:0"),
+		Workers:          envInt("TEST_WORKERS", 2),
+		GracefulTimeout:  time.Duration(envInt("TEST_GRACEFUL_S", 30)) * time.Second,
+		MaxBootFailures:  envInt("TEST_MAX_BOOT", 0),
+		HeartbeatTimeout: time.Duration(envInt("TEST_HEARTBEAT_S", 0)) * time.Second,
+		PIDFile:          os.Getenv("TEST_PIDFILE"),
+		Logger:           log,
 	}
 	if cert := os.Getenv("TEST_TLS_CERT"); cert != "" {
 		kp, err := tls.LoadX509KeyPair(cert, os.Getenv("TEST_TLS_KEY"))

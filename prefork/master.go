@@ -87,6 +87,7 @@ type worker struct {
 	bootTimedOut bool
 	bootTimer    Timer
 	killTimer    Timer
+	beatTimer    Timer // fires when a serving worker has been silent for HeartbeatTimeout
 	requests     uint64
 	active       uint32
 }
@@ -379,6 +380,7 @@ func (m *Master) liveWorkers() []*worker {
 // has not exited in time.
 func (m *Master) stopWorker(w *worker, graceful bool) {
 	w.stopping = true
+	stopTimer(w.beatTimer) // it has a deadline now
 	msg := control.Message{Type: control.TypeQuit}
 	deadline := quitTimeout
 	if graceful {

@@ -23,6 +23,8 @@ const (
 	DefaultDrainIdle = time.Second
 	// DefaultUpgradeTimeout is tableflip's.
 	DefaultUpgradeTimeout = time.Minute
+	// DefaultHeartbeatTimeout is Gunicorn's default --timeout.
+	DefaultHeartbeatTimeout = 30 * time.Second
 )
 
 // Restart backoff: the first restart after a crash is immediate, each
@@ -75,6 +77,12 @@ type Options struct {
 	// before it is killed and counted as a failed boot. Default
 	// DefaultBootTimeout.
 	BootTimeout time.Duration
+	// HeartbeatTimeout is how long a serving worker may go without a
+	// heartbeat (one a second) before the master kills it and restarts its
+	// slot: a stopped or wedged process would otherwise hold the
+	// connections it accepted for ever. At least 2s. Default
+	// DefaultHeartbeatTimeout.
+	HeartbeatTimeout time.Duration
 	// MaxBootFailures is how many failed boots in a row make Serve stop
 	// everything and return a *BootError. Default DefaultMaxBootFailures.
 	MaxBootFailures int
@@ -157,6 +165,7 @@ func (o Options) validate() (*config, error) {
 		{"DrainIdle", &c.DrainIdle, DefaultDrainIdle},
 		{"BootTimeout", &c.BootTimeout, DefaultBootTimeout},
 		{"UpgradeTimeout", &c.UpgradeTimeout, DefaultUpgradeTimeout},
+		{"HeartbeatTimeout", &c.HeartbeatTimeout, DefaultHeartbeatTimeout},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -165,6 +174,9 @@ func (o Options) validate() (*config, error) {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	if c.HeartbeatTimeout < 2*heartbeatInterval {
+		return nil, &OptionError{Field: "HeartbeatTimeout", Value: c.HeartbeatTimeout, Reason: "must be at least 2s: workers report once a second"}
 	}
 	if c.Workers < 0 {
 		return nil, &OptionError{Field: "Workers", Value: c.Workers, Reason: "must not be negative"}

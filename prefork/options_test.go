@@ -48,6 +48,7 @@ func TestNewMasterRejectsBadOptions(t *testing.T) {
 		{"pidfile", prefork.Options{Addr: ":0", PIDFile: "/no/such/dir/x.pid"}, "PIDFile", "directory does not exist"},
 		{"upgrade", prefork.Options{Addr: ":0", UpgradeTimeout: -1}, "UpgradeTimeout = -1", "must not be negative"},
 		{"surge", prefork.Options{Addr: ":0", MaxSurge: -1}, "MaxSurge = -1", "must not be negative"},
+		{"heartbeat", prefork.Options{Addr: ":0", HeartbeatTimeout: time.Second}, "HeartbeatTimeout = 1000000000", "at least 2s"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -132,6 +132,9 @@ func (m *Master) onMessage(w *worker, msg control.Message) {
 		m.onReady(w)
 	case control.TypeHeartbeat:
 		w.requests, w.active = msg.Requests, msg.Active
+		if w.ready && !w.stopping {
+			m.watchHeartbeat(w)
+		}
 	default:
 		m.onProtocolError(w, fmt.Errorf("%w: %v is not for the master", control.ErrType, msg.Type))
 	}
@@ -144,6 +147,9 @@ func (m *Master) onReady(w *worker) {
 	w.ready = true
 	w.readyAt = m.clock.Now()
 	w.bootTimer.Stop()
+	if !w.stopping {
+		m.watchHeartbeat(w)
+	}
 	m.emit(Event{Kind: EventReady, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: w.readyAt.Sub(w.spawnedAt)})
 	s := w.s
 	if s.next == w && !w.stopping {
@@ -171,6 +177,27 @@ func (m *Master) onProtocolError(w *worker, err error) {
 	w.proc.Signal(syscall.SIGKILL)
 }
 
+// watchHeartbeat (re)arms the kill of a serving worker that falls silent:
+// stopped (SIGSTOP), wedged, or swapped out for longer than
+// HeartbeatTimeout. The connections it accepted would hang for ever; its
+// slot is restarted as after a crash.
+func (m *Master) watchHeartbeat(w *worker) {
+	stopTimer(w.beatTimer)
+	w.beatTimer = m.after(m.cfg.HeartbeatTimeout, func() {
+		if _, live := m.workers[w]; !live || w.stopping {
+			return
+		}
+		m.emit(Event{Kind: EventHung, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: m.cfg.HeartbeatTimeout})
+		w.proc.Signal(syscall.SIGKILL)
+	})
+}
+
+func stopTimer(t Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
 func (m *Master) onBootTimeout(w *worker) {
 	if _, live := m.workers[w]; !live || w.ready || w.stopping {
 		return
@@ -184,6 +211,7 @@ func (m *Master) onExit(w *worker, exit Exit) {
 	delete(m.workers, w)
 	w.ctl.Close()
 	w.bootTimer.Stop()
+	stopTimer(w.beatTimer)
 	if w.killTimer != nil {
 		w.killTimer.Stop()
 	}
