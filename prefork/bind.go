@@ -5,20 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 
 	"github.com/cloudflare/tableflip"
 	"github.com/gracefork/gracefork/internal/sockets"
 )
-
-// tableflip allows one Upgrader per process. The first master of a process
-// takes it (takeUpgrader), so its sockets can be handed to a new binary.
-var flip struct {
-	sync.Mutex
-	taken bool
-}
-
-func listenConfig() *net.ListenConfig { return sockets.ListenConfig() }
 
 func (m *Master) bindAll() error {
 	acts, err := sockets.Activation(os.Getenv, os.Getpid())

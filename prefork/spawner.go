@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -110,7 +111,7 @@ func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 	if args == nil {
 		args = os.Args[1:]
 	}
-	p := &execProcess{tail: &tailWriter{max: cmp(s.TailLines, 20), w: orDefault(s.Stderr, os.Stderr)}}
+	p := &execProcess{tail: &tailWriter{max: cmp.Or(max(s.TailLines, 0), 20), w: orDefault(s.Stderr, os.Stderr)}}
 	files, err := p.stdio(orDefault(s.Stdout, os.Stdout))
 	defer closeAll(files)
 	if err != nil {
@@ -170,13 +171,6 @@ func (s *ExecSpawner) path() (string, error) {
 		return "", fmt.Errorf("prefork: cannot find this binary to start workers: %w", err)
 	}
 	return p, nil
-}
-
-func cmp(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 func orDefault(w io.Writer, def *os.File) io.Writer {

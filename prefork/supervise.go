@@ -112,7 +112,7 @@ func (m *Master) readControl(w *worker) {
 	for {
 		msg, err := control.Read(w.ctl)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				m.post(ctlErrEvent{w, err})
 			}
 			return
@@ -120,8 +120,6 @@ func (m *Master) readControl(w *worker) {
 		m.post(msgEvent{w, msg})
 	}
 }
-
-func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 
 func (m *Master) onMessage(w *worker, msg control.Message) {
 	if _, live := m.workers[w]; !live {

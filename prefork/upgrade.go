@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudflare/tableflip"
 	"github.com/gracefork/gracefork/internal/sdnotify"
+	"github.com/gracefork/gracefork/internal/sockets"
 )
 
 // reportFile is the name under which an old master hands its new master a
@@ -240,6 +242,13 @@ func (m *Master) sdNotify(msg string) {
 	}
 }
 
+// tableflip allows one Upgrader per process: flip records that this
+// process's has been taken.
+var flip struct {
+	sync.Mutex
+	taken bool
+}
+
 // takeUpgrader hands the process's single tableflip Upgrader to the first
 // master; later masters in the same process (only tests make several) get
 // nil and bind their own sockets.
@@ -249,7 +258,7 @@ func takeUpgrader(timeout time.Duration) (*tableflip.Upgrader, error) {
 	if flip.taken {
 		return nil, nil
 	}
-	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: timeout, ListenConfig: listenConfig()})
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: timeout, ListenConfig: sockets.ListenConfig()})
 	if err != nil {
 		return nil, err
 	}

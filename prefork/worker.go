@@ -211,7 +211,7 @@ func (w *workerProc) run() error {
 	}
 	w.stop(req, sigc, stops)
 	close(w.done)
-	w.sendFinal()
+	w.send(w.beat()) // the last counters, before exiting
 	w.ctl.Close()
 	w.wg.Wait()
 	return err
@@ -353,9 +353,6 @@ func (w *workerProc) heartbeat() {
 func (w *workerProc) beat() control.Message {
 	return control.Message{Type: control.TypeHeartbeat, Requests: w.requests.Load(), Active: uint32(w.conns.count())}
 }
-
-// sendFinal reports the last counters before the worker exits.
-func (w *workerProc) sendFinal() { w.send(w.beat()) }
 
 func (w *workerProc) send(msg control.Message) {
 	w.ctlMu.Lock()
