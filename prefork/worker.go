@@ -49,7 +49,10 @@ var (
 // drain or quit. Handlers that hold a connection for long — WebSockets,
 // streams, hijacked connections — select on it to finish their work and
 // let the client reconnect elsewhere; the drain waits for them until
-// GracefulTimeout. Outside a worker the channel is never closed.
+// GracefulTimeout. A hijacked connection counts until it is closed, even
+// when the handler has returned and another goroutine holds it: close it
+// once done, or the drain waits for it until GracefulTimeout. Outside a
+// worker the channel is never closed.
 func Draining() <-chan struct{} { return drainStarted }
 
 func (w *workerProc) startDrain() {
@@ -111,7 +114,7 @@ func (w *workerProc) inherit(s spec) error {
 		if err != nil {
 			return fmt.Errorf("prefork: inherited listener fd %d: %w", fd, err)
 		}
-		w.lns = append(w.lns, ln)
+		w.lns = append(w.lns, w.conns.listener(ln))
 	}
 	return nil
 }
@@ -281,10 +284,10 @@ func (w *workerProc) hurry(ctx context.Context, cancel func(), sigc <-chan os.Si
 
 // drain stops accepting — the socket lives on in the master and the other
 // workers, so queued connections are not lost — and waits until every
-// connection is gone — answered with Connection: close, or silent for longer
-// than DrainIdle — and every handler has returned, hijacked ones included.
+// connection is gone — answered with Connection: close, closed by its
+// hijacker, or waiting for a request and silent (nothing received) for
+// DrainIdle — and every handler has returned.
 func (w *workerProc) drain(ctx context.Context) {
-	start := time.Now()
 	w.startDrain()
 	for _, ln := range w.lns {
 		ln.Close()
@@ -292,7 +295,7 @@ func (w *workerProc) drain(ctx context.Context) {
 	w.h2.goAway()
 	tick := time.NewTicker(min(max(w.cfg.DrainIdle/10, 5*time.Millisecond), 50*time.Millisecond))
 	defer tick.Stop()
-	for w.conns.closeIdle(start, w.cfg.DrainIdle) > 0 || w.inflight.Load() > 0 {
+	for w.conns.closeIdle(time.Now(), w.cfg.DrainIdle) > 0 || w.inflight.Load() > 0 {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -359,61 +362,4 @@ func (w *workerProc) send(msg control.Message) {
 	defer w.ctlMu.Unlock()
 	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))
 	control.Write(w.ctl, msg)
-}
-
-// connTracker follows the worker's connections through http.ConnState.
-type connTracker struct {
-	mu    sync.Mutex
-	conns map[net.Conn]connInfo
-}
-
-type connInfo struct {
-	state http.ConnState
-	since time.Time // set only while draining: the idle clock starts then
-}
-
-func (t *connTracker) track(c net.Conn, s http.ConnState, draining bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	switch s {
-	case http.StateClosed, http.StateHijacked:
-		delete(t.conns, c)
-		return
-	}
-	if t.conns == nil {
-		t.conns = make(map[net.Conn]connInfo)
-	}
-	ci := connInfo{state: s}
-	if draining {
-		ci.since = time.Now()
-	}
-	t.conns[c] = ci
-}
-
-func (t *connTracker) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.conns)
-}
-
-// closeIdle closes connections that have waited for a request for longer
-// than idle since the drain started, and returns how many remain open.
-func (t *connTracker) closeIdle(start time.Time, idle time.Duration) int {
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for c, ci := range t.conns {
-		if ci.state != http.StateIdle && ci.state != http.StateNew {
-			continue
-		}
-		since := ci.since
-		if since.Before(start) {
-			since = start
-		}
-		if now.Sub(since) >= idle {
-			c.Close()
-			delete(t.conns, c)
-		}
-	}
-	return len(t.conns)
 }
