@@ -119,6 +119,11 @@ func helperMain() int {
 		}
 		opts.Server = &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{kp}}}
 	}
+	if f := os.Getenv("TEST_MORE_ADDRS_IF"); prefork.IsWorker() && f != "" {
+		if _, err := os.Stat(f); err == nil {
+			opts.Addrs = []string{"localhost:0"} // the "new binary" names one more address
+		}
+	}
 	if f := os.Getenv("TEST_UPGRADE_BAD_IF"); upgraded && f != "" {
 		if _, err := os.Stat(f); err == nil {
 			opts.Workers = -1 // the "new binary" is broken: its options are invalid

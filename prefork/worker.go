@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,13 +96,18 @@ func (w *workerProc) inherit(s spec) error {
 	if err := sockets.CheckControl(s.ctl); err != nil {
 		return leakedMarker(fmt.Sprintf("%s names control %v", MarkerEnv, err))
 	}
-	if len(s.fds) != len(w.cfg.addrs) {
-		return leakedMarker(fmt.Sprintf("%s names %d listeners, Options name %d addresses", MarkerEnv, len(s.fds), len(w.cfg.addrs)))
-	}
 	for _, fd := range s.fds {
 		if err := sockets.CheckListener(fd); err != nil {
 			return leakedMarker(fmt.Sprintf("%s names listener %v", MarkerEnv, err))
 		}
+	}
+	// The control channel and the listeners are real: a master started us,
+	// and this binary names other addresses than the master's (a reload of
+	// a binary whose address list changed).
+	if len(s.fds) != len(w.cfg.addrs) {
+		return fmt.Errorf("prefork: the address list changed: the master serves %d addresses, this binary's Options name %d (%s); "+
+			"a reload (HUP) keeps the master's sockets, so a change of addresses needs a binary upgrade (USR2)",
+			len(s.fds), len(w.cfg.addrs), addrList(w.cfg.addrs))
 	}
 	var err error
 	if w.ctl, err = fileConn(s.ctl); err != nil {
@@ -117,6 +123,14 @@ func (w *workerProc) inherit(s spec) error {
 		w.lns = append(w.lns, w.conns.listener(ln))
 	}
 	return nil
+}
+
+func addrList(as []sockets.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func fileConn(fd int) (net.Conn, error) {
