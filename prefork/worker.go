@@ -194,8 +194,12 @@ func (w *workerProc) run() error {
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
 	// The master's signals, sent to a worker by hand or by a group kill,
-	// must not stop it (TTIN and TTOU would, by default).
-	signal.Ignore(syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	// must not stop it (TTIN and TTOU would, by default). They are caught
+	// and dropped, not ignored: an ignored signal stays ignored across
+	// exec, so a script a handler starts could not trap it.
+	discard := make(chan os.Signal, 1) // never read: further signals are dropped
+	signal.Notify(discard, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(discard)
 	defer signal.Stop(sigc)
 	// Our stderr is a pipe to the master. Should the master die, a log
 	// line must not kill us with SIGPIPE in the middle of a drain: with
