@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,9 @@ const helperEnv = "GRACEFORK_TEST_HELPER"
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperMain())
+	}
+	if os.Getenv("TEST_CHILD_REPORT") != "" {
+		os.Exit(childReport())
 	}
 	os.Setenv("TEST_PARENT_PID", strconv.Itoa(os.Getpid())) // for the helpers' watchTest
 	goleak.VerifyTestMain(m)
@@ -76,8 +81,25 @@ func helperMain() int {
 			f.Close()
 		}
 	}
+	if prefork.IsWorker() && os.Getenv("TEST_BOOT_CHILD") != "" {
+		out, err := startChild()
+		log.Info("boot child", "out", out, "err", fmt.Sprint(err))
+	}
 	pid := os.Getpid()
 	mux := http.NewServeMux()
+	// /sigign reports which signals a process the handler starts inherits
+	// as ignored.
+	mux.HandleFunc("/sigign", func(w http.ResponseWriter, r *http.Request) {
+		out, err := exec.Command("cat", "/proc/self/status").Output()
+		for line := range strings.Lines(string(out)) {
+			if strings.HasPrefix(line, "SigIgn:") {
+				fmt.Fprintf(w, "%s pid=%d", strings.TrimSpace(line), pid)
+			}
+		}
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "worker=%d pid=%d\n", prefork.WorkerID(), pid)
 	})
@@ -119,6 +141,11 @@ func helperMain() int {
 		}
 		opts.Server = &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{kp}}}
 	}
+	if f := os.Getenv("TEST_MORE_ADDRS_IF"); prefork.IsWorker() && f != "" {
+		if _, err := os.Stat(f); err == nil {
+			opts.Addrs = []string{"localhost:0"} // the "new binary" names one more address
+		}
+	}
 	if f := os.Getenv("TEST_UPGRADE_BAD_IF"); upgraded && f != "" {
 		if _, err := os.Stat(f); err == nil {
 			opts.Workers = -1 // the "new binary" is broken: its options are invalid
@@ -144,4 +171,26 @@ func envInt(k string, def int) int {
 		return def
 	}
 	return n
+}
+
+// startChild runs the test binary as a child that reports the sockets it
+// inherited, as a program that starts a process before Serve would.
+func startChild() (string, error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{"TEST_CHILD_REPORT=1"}
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+// childReport prints the descriptors above the standard streams that are
+// sockets.
+func childReport() int {
+	var socks []string
+	for fd := 3; fd < 64; fd++ {
+		if _, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err == nil {
+			socks = append(socks, strconv.Itoa(fd))
+		}
+	}
+	fmt.Printf("sockets=%s\n", strings.Join(socks, ","))
+	return 0
 }

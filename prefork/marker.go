@@ -113,7 +113,9 @@ func readMarker(getenv func(string) string, unsetenv func(string) error) {
 	mySpec, markerErr = parseSpec(v)
 	if markerErr != nil {
 		markerErr = leakedMarker(fmt.Sprintf("%s=%q is malformed: %v", MarkerEnv, v, markerErr))
+		return
 	}
+	keepInherited(mySpec)
 }
 
 // ErrNotWorker is wrapped by the error a process returns when it carries the

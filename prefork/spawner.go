@@ -95,7 +95,8 @@ type ExecSpawner struct {
 var _ Spawner = (*ExecSpawner)(nil)
 
 // Spawn starts the worker in a process group of its own, so a Ctrl-C in a
-// terminal reaches only the master, which stops the workers in order.
+// terminal reaches only the master, which stops the workers in order. On
+// Linux the worker gets SIGTERM if the master dies, even while it boots.
 //
 // It starts the process with syscall.StartProcess and raw descriptors, not
 // os/exec: os.StartProcess calls (*os.File).Fd on every inherited file, and
@@ -128,7 +129,7 @@ func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 		fds = append(fds, fd)
 	}
 	pid, _, err := syscall.StartProcess(path, append([]string{path}, args...), &syscall.ProcAttr{
-		Env: spec.Env, Files: fds, Sys: &syscall.SysProcAttr{Setpgid: true},
+		Env: spec.Env, Files: fds, Sys: workerSysProcAttr(),
 	})
 	runtime.KeepAlive(spec)
 	if err != nil {

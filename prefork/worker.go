@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,7 +50,10 @@ var (
 // drain or quit. Handlers that hold a connection for long — WebSockets,
 // streams, hijacked connections — select on it to finish their work and
 // let the client reconnect elsewhere; the drain waits for them until
-// GracefulTimeout. Outside a worker the channel is never closed.
+// GracefulTimeout. A hijacked connection counts until it is closed, even
+// when the handler has returned and another goroutine holds it: close it
+// once done, or the drain waits for it until GracefulTimeout. Outside a
+// worker the channel is never closed.
 func Draining() <-chan struct{} { return drainStarted }
 
 func (w *workerProc) startDrain() {
@@ -92,13 +96,18 @@ func (w *workerProc) inherit(s spec) error {
 	if err := sockets.CheckControl(s.ctl); err != nil {
 		return leakedMarker(fmt.Sprintf("%s names control %v", MarkerEnv, err))
 	}
-	if len(s.fds) != len(w.cfg.addrs) {
-		return leakedMarker(fmt.Sprintf("%s names %d listeners, Options name %d addresses", MarkerEnv, len(s.fds), len(w.cfg.addrs)))
-	}
 	for _, fd := range s.fds {
 		if err := sockets.CheckListener(fd); err != nil {
 			return leakedMarker(fmt.Sprintf("%s names listener %v", MarkerEnv, err))
 		}
+	}
+	// The control channel and the listeners are real: a master started us,
+	// and this binary names other addresses than the master's (a reload of
+	// a binary whose address list changed).
+	if len(s.fds) != len(w.cfg.addrs) {
+		return fmt.Errorf("prefork: the address list changed: the master serves %d addresses, this binary's Options name %d (%s); "+
+			"a reload (HUP) keeps the master's sockets, so a change of addresses needs a binary upgrade (USR2)",
+			len(s.fds), len(w.cfg.addrs), addrList(w.cfg.addrs))
 	}
 	var err error
 	if w.ctl, err = fileConn(s.ctl); err != nil {
@@ -111,9 +120,17 @@ func (w *workerProc) inherit(s spec) error {
 		if err != nil {
 			return fmt.Errorf("prefork: inherited listener fd %d: %w", fd, err)
 		}
-		w.lns = append(w.lns, ln)
+		w.lns = append(w.lns, w.conns.listener(ln))
 	}
 	return nil
+}
+
+func addrList(as []sockets.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func fileConn(fd int) (net.Conn, error) {
@@ -177,8 +194,12 @@ func (w *workerProc) run() error {
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
 	// The master's signals, sent to a worker by hand or by a group kill,
-	// must not stop it (TTIN and TTOU would, by default).
-	signal.Ignore(syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	// must not stop it (TTIN and TTOU would, by default). They are caught
+	// and dropped, not ignored: an ignored signal stays ignored across
+	// exec, so a script a handler starts could not trap it.
+	discard := make(chan os.Signal, 1) // never read: further signals are dropped
+	signal.Notify(discard, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(discard)
 	defer signal.Stop(sigc)
 	// Our stderr is a pipe to the master. Should the master die, a log
 	// line must not kill us with SIGPIPE in the middle of a drain: with
@@ -281,10 +302,10 @@ func (w *workerProc) hurry(ctx context.Context, cancel func(), sigc <-chan os.Si
 
 // drain stops accepting — the socket lives on in the master and the other
 // workers, so queued connections are not lost — and waits until every
-// connection is gone — answered with Connection: close, or silent for longer
-// than DrainIdle — and every handler has returned, hijacked ones included.
+// connection is gone — answered with Connection: close, closed by its
+// hijacker, or waiting for a request and silent (nothing received) for
+// DrainIdle — and every handler has returned.
 func (w *workerProc) drain(ctx context.Context) {
-	start := time.Now()
 	w.startDrain()
 	for _, ln := range w.lns {
 		ln.Close()
@@ -292,7 +313,7 @@ func (w *workerProc) drain(ctx context.Context) {
 	w.h2.goAway()
 	tick := time.NewTicker(min(max(w.cfg.DrainIdle/10, 5*time.Millisecond), 50*time.Millisecond))
 	defer tick.Stop()
-	for w.conns.closeIdle(start, w.cfg.DrainIdle) > 0 || w.inflight.Load() > 0 {
+	for w.conns.closeIdle(time.Now(), w.cfg.DrainIdle) > 0 || w.inflight.Load() > 0 {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -359,61 +380,4 @@ func (w *workerProc) send(msg control.Message) {
 	defer w.ctlMu.Unlock()
 	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))
 	control.Write(w.ctl, msg)
-}
-
-// connTracker follows the worker's connections through http.ConnState.
-type connTracker struct {
-	mu    sync.Mutex
-	conns map[net.Conn]connInfo
-}
-
-type connInfo struct {
-	state http.ConnState
-	since time.Time // set only while draining: the idle clock starts then
-}
-
-func (t *connTracker) track(c net.Conn, s http.ConnState, draining bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	switch s {
-	case http.StateClosed, http.StateHijacked:
-		delete(t.conns, c)
-		return
-	}
-	if t.conns == nil {
-		t.conns = make(map[net.Conn]connInfo)
-	}
-	ci := connInfo{state: s}
-	if draining {
-		ci.since = time.Now()
-	}
-	t.conns[c] = ci
-}
-
-func (t *connTracker) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.conns)
-}
-
-// closeIdle closes connections that have waited for a request for longer
-// than idle since the drain started, and returns how many remain open.
-func (t *connTracker) closeIdle(start time.Time, idle time.Duration) int {
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for c, ci := range t.conns {
-		if ci.state != http.StateIdle && ci.state != http.StateNew {
-			continue
-		}
-		since := ci.since
-		if since.Before(start) {
-			since = start
-		}
-		if now.Sub(since) >= idle {
-			c.Close()
-			delete(t.conns, c)
-		}
-	}
-	return len(t.conns)
 }
