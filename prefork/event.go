@@ -40,6 +40,8 @@ const (
 	EventPredecessorGone                       // the master this one replaced has exited: Err if it misbehaved
 	EventUpgradeRefused                        // an upgrade cannot start now: Err says why
 	EventHung                                  // a serving worker sent no heartbeat for Delay and was killed
+	EventDegraded                              // a slot cannot be refilled; Workers serve on and it retries after Delay: Slot, Err
+	EventRestored                              // a degraded slot has a ready worker again: Slot, Generation, Pid
 )
 
 var eventNames = [...]string{
@@ -68,6 +70,8 @@ var eventNames = [...]string{
 	EventPredecessorGone:  "previous master gone",
 	EventUpgradeRefused:   "upgrade refused",
 	EventHung:             "hung",
+	EventDegraded:         "degraded",
+	EventRestored:         "restored",
 }
 
 // String is the event's log message.
@@ -154,6 +158,9 @@ func (m *Master) log(e Event) {
 	case EventUpgradeRefused:
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.String("err", e.Err.Error()))
+	case EventDegraded:
+		level = slog.LevelError
+		attrs = append(attrs, slog.Int("serving", e.Workers), slog.Duration("retry_in", e.Delay), slog.String("err", e.Err.Error()))
 	case EventGivingUp, EventSpawnFailed, EventProtocolError, EventUpgradeFailed:
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("err", e.Err.Error()))

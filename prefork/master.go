@@ -48,6 +48,12 @@ type Master struct {
 	wg      sync.WaitGroup
 	running sync.Once
 
+	// Do's actions wait here, unbounded, so that Do never blocks; one
+	// actionsEvent at a time in events wakes the loop for them.
+	actionsMu sync.Mutex
+	actions   []signals.Action
+	woken     bool // an actionsEvent is queued
+
 	// Owned by the loop goroutine.
 	gen      int
 	slots    []*slot // the active slots; len(slots) is the worker count now
@@ -73,6 +79,7 @@ type slot struct {
 	failures     int     // in a row, for the backoff
 	bootFailures int     // in a row, for giving up
 	restart      Timer
+	degraded     bool // could not be refilled while others serve; retrying at maxBackoff
 }
 
 type worker struct {
@@ -85,6 +92,7 @@ type worker struct {
 	ready        bool
 	stopping     bool // the master asked it to go
 	bootTimedOut bool
+	killed       bool // the master sent SIGKILL: what it says now no longer counts
 	bootTimer    Timer
 	killTimer    Timer
 	beatTimer    Timer // fires when a serving worker has been silent for HeartbeatTimeout
@@ -106,8 +114,8 @@ type (
 		w   *worker
 		err error
 	}
-	actionEvent struct{ a signals.Action }
-	timerEvent  func()
+	actionsEvent struct{} // Do queued actions
+	timerEvent   struct{ t *loopTimer }
 )
 
 // ErrWorkerRole is returned by NewMaster in a worker process.
@@ -150,7 +158,7 @@ func newMaster(cfg *config) (*Master, error) {
 		}
 	}
 	if m.spawner == nil {
-		es := &ExecSpawner{Path: invokedAs()}
+		es := &ExecSpawner{Path: invokedAs(), self: true, logger: cfg.Logger}
 		if m.logFile != nil {
 			es.Stdout, es.Stderr = m.logFile, m.logFile
 		}
@@ -200,11 +208,40 @@ func (m *Master) Addrs() []net.Addr {
 	return out
 }
 
-// Do asks the running master for an action, as the signal mapped to it
-// would. It returns at once; the master acts in order. It does nothing once
-// Run has returned.
+// Do asks the master for an action, as the signal mapped to it would. It
+// never blocks: the actions queue, without bound, and the master acts on
+// them in order — those asked before Run once Run starts. It does nothing
+// once Run has returned.
 func (m *Master) Do(a signals.Action) {
-	m.post(actionEvent{a})
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	m.actionsMu.Lock()
+	defer m.actionsMu.Unlock()
+	m.actions = append(m.actions, a)
+	if m.woken {
+		return
+	}
+	select {
+	case m.events <- actionsEvent{}:
+		m.woken = true
+	default:
+		// The queue is full: the loop will handle those events, and takes
+		// the actions after each one.
+	}
+}
+
+// runActions acts on what Do queued.
+func (m *Master) runActions() {
+	m.actionsMu.Lock()
+	as := m.actions
+	m.actions, m.woken = nil, false
+	m.actionsMu.Unlock()
+	for _, a := range as {
+		m.onAction(a)
+	}
 }
 
 // Shutdown asks for a graceful shutdown: Do(signals.Shutdown).
@@ -285,9 +322,46 @@ func (m *Master) post(ev any) {
 	}
 }
 
-// after runs f in the loop once d has passed on the master's clock.
+// after runs f in the loop once d has passed on the master's clock,
+// unless the timer was stopped first.
+//
+// The clock's own Stop cannot promise that: once the timer has fired, its
+// event may wait in the queue behind others — a heartbeat that re-arms a
+// worker's deadline, a ready that ends its boot — while the loop is stalled
+// (a blocked log write). Stop then reports false and the stale f would still
+// run: a kill of a worker that is fine. So the loop checks, when the event
+// comes up, that the timer is still the current one: Stop, called in the
+// loop, marks it stale, and its f never runs.
 func (m *Master) after(d time.Duration, f func()) Timer {
-	return m.clock.AfterFunc(d, func() { m.post(timerEvent(f)) })
+	t := &loopTimer{f: f}
+	t.clock = m.clock.AfterFunc(d, func() { m.post(timerEvent{t}) })
+	return t
+}
+
+// loopTimer is a Timer whose call runs in the loop. stopped is read and
+// written only by the loop goroutine.
+type loopTimer struct {
+	clock   Timer
+	f       func()
+	stopped bool
+}
+
+// Stop cancels the call, even when the timer has fired and its event waits
+// in the queue. Only the loop goroutine may call it.
+func (t *loopTimer) Stop() bool {
+	t.clock.Stop()
+	was := !t.stopped
+	t.stopped = true
+	return was
+}
+
+// fire runs the call once, unless the timer was stopped.
+func (t *loopTimer) fire() {
+	if t.stopped {
+		return
+	}
+	t.stopped = true
+	t.f()
 }
 
 func (m *Master) handle(ev any) {
@@ -298,15 +372,14 @@ func (m *Master) handle(ev any) {
 		m.onMessage(ev.w, ev.msg)
 	case ctlErrEvent:
 		m.onProtocolError(ev.w, ev.err)
-	case actionEvent:
-		m.onAction(ev.a)
 	case timerEvent:
-		ev()
+		ev.t.fire()
 	case upgradeEvent:
 		m.onUpgrade(ev)
 	case predecessorEvent:
 		m.onPredecessorGone(ev)
 	}
+	m.runActions() // on any event: the wake-up may not have fit in the queue
 }
 
 func (m *Master) onAction(a signals.Action) {

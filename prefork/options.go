@@ -29,11 +29,19 @@ const (
 
 // Restart backoff: the first restart after a crash is immediate, each
 // further one in a row waits twice as long, from minBackoff up to
-// maxBackoff. A worker that stays ready for stableUptime clears the count.
+// maxBackoff. A worker that served for servedWell clears the count: its
+// slot restarts at once, however often that happens.
+//
+// servedWell is one heartbeat interval. A worker that dies within a second
+// of its "ready" dies of what it does at start — the same code in every
+// attempt, a boot loop in disguise — and backs off; one that served for a
+// second took traffic, and its death (a request of death, the OOM killer,
+// kill -9) says nothing about the next worker, which costs a process start
+// (tens of milliseconds) while its slot's capacity is missing.
 const (
-	minBackoff   = 100 * time.Millisecond
-	maxBackoff   = 10 * time.Second
-	stableUptime = 10 * time.Second
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+	servedWell = time.Second
 	// killGrace is how long the master waits past a worker's own deadline
 	// before it sends SIGKILL.
 	killGrace = 2 * time.Second
@@ -83,8 +91,12 @@ type Options struct {
 	// connections it accepted for ever. At least 2s. Default
 	// DefaultHeartbeatTimeout.
 	HeartbeatTimeout time.Duration
-	// MaxBootFailures is how many failed boots in a row make Serve stop
-	// everything and return a *BootError. Default DefaultMaxBootFailures.
+	// MaxBootFailures is how many failed boots in a row make a slot
+	// fail. Before the first "serving" (every slot ready once), or when
+	// no other slot serves or has boots left, Serve then stops everything
+	// and returns a *BootError; otherwise the others serve on and the slot
+	// retries every 10 s, logging an error each time. Default
+	// DefaultMaxBootFailures.
 	MaxBootFailures int
 	// MaxSurge is how many replacement workers a reload boots at a time,
 	// beyond Workers. Default 1: slots are replaced one by one. Workers

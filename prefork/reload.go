@@ -14,6 +14,9 @@ type reloadState struct {
 	on    bool
 	queue []*slot
 	again bool
+	// restore: the reload brings back the workers StopWorkers stopped; it
+	// ends once every slot has a ready worker or is degraded.
+	restore bool
 }
 
 // startReload replaces every worker with one started from the binary on
@@ -22,7 +25,12 @@ type reloadState struct {
 // pass, so that a burst of HUPs cannot pile up workers.
 func (m *Master) startReload() {
 	if len(m.slots) == 0 {
-		m.scaleTo(m.cfg.Workers) // after StopWorkers, a reload brings the workers back
+		// After StopWorkers, a reload brings the workers back. systemd
+		// (Type=notify-reload) sees it start and end like any other.
+		m.reload = reloadState{on: true, restore: true}
+		m.sdNotify(sdnotify.Reloading())
+		m.emit(Event{Kind: EventReloadStarted, Workers: m.cfg.Workers})
+		m.scaleTo(m.cfg.Workers)
 		return
 	}
 	if m.reload.on {
@@ -53,7 +61,11 @@ func (m *Master) advanceReload() {
 			}
 		}
 	}
-	if len(m.reload.queue) > 0 || m.surge() > 0 {
+	if m.reload.restore {
+		if !m.restored() {
+			return
+		}
+	} else if len(m.reload.queue) > 0 || m.surge() > 0 {
 		return
 	}
 	again := m.reload.again
@@ -63,6 +75,16 @@ func (m *Master) advanceReload() {
 	if again {
 		m.startReload()
 	}
+}
+
+// restored reports whether every slot has a ready worker, or is degraded.
+func (m *Master) restored() bool {
+	for _, s := range m.slots {
+		if !s.serves() && !s.degraded {
+			return false
+		}
+	}
+	return true
 }
 
 // surge counts the replacements booting now: the workers beyond N.
@@ -112,6 +134,9 @@ func (m *Master) removeWorker() {
 // new connections wait in the kernel's queue until workers come back
 // (Reload or AddWorker).
 func (m *Master) stopWorkers() {
+	if m.reload.on {
+		m.sdNotify(sdnotify.Ready()) // the reload systemd saw start ends here
+	}
 	m.reload = reloadState{} // a queued reload must not bring them back
 	m.scaleTo(0)
 }
@@ -134,6 +159,10 @@ func (m *Master) scaleTo(n int) {
 // retire drains the workers of a slot that is no longer active.
 func (m *Master) retire(s *slot) {
 	cancelRestart(s)
+	if s.degraded {
+		s.degraded = false
+		m.sendStatus() // no longer missing: it is gone
+	}
 	for _, w := range []*worker{s.next, s.w} {
 		if w != nil && !w.stopping {
 			m.stopWorker(w, true)

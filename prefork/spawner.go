@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +35,10 @@ type WorkerSpec struct {
 	// Slot is the worker's slot, 0 to Workers-1; Generation grows with
 	// every spawn.
 	Slot, Generation int
+	// Reload says the worker replaces a serving one in a reload, which
+	// is meant to start the code on disk: an ExecSpawner whose binary is
+	// gone fails such a spawn instead of starting the running executable.
+	Reload bool
 	// Control is the worker's end of its control channel, a unix stream
 	// socket. An exec'd worker must find it at descriptor 3.
 	Control *os.File
@@ -90,6 +96,11 @@ type ExecSpawner struct {
 	Stdout, Stderr io.Writer
 	// TailLines is how many lines of stderr Exit keeps; default 20.
 	TailLines int
+
+	// self: Path names this program (the master's own spawner), so the
+	// running executable may stand in for it when it is gone.
+	self   bool
+	logger *slog.Logger // for the warning when it does; default slog.Default
 }
 
 var _ Spawner = (*ExecSpawner)(nil)
@@ -104,7 +115,7 @@ var _ Spawner = (*ExecSpawner)(nil)
 // would leave the serving workers in blocking accepts that a drain cannot
 // interrupt.
 func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
-	path, err := s.path()
+	path, err := s.path(spec.Reload)
 	if err != nil {
 		return nil, err
 	}
@@ -163,15 +174,33 @@ func invokedAs() string {
 	return abs
 }
 
-func (s *ExecSpawner) path() (string, error) {
-	if s.Path != "" {
-		return s.Path, nil
+// path is the binary to execute. When this program's file is gone —
+// deleted by a deploy, or the temporary build of `go run` — a restart
+// (reload false) runs the executable this process runs, where the system
+// offers one (Linux: /proc/self/exe), with a warning: a slot that cannot be
+// refilled must not cost capacity. A reload is meant to start new code, so
+// it fails instead, and the old workers serve on.
+func (s *ExecSpawner) path(reload bool) (string, error) {
+	p, self := s.Path, s.self
+	if p == "" {
+		var err error
+		if p, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("prefork: cannot find this binary to start workers: %w", err)
+		}
+		self = true
 	}
-	p, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("prefork: cannot find this binary to start workers: %w", err)
+	if _, err := os.Stat(p); !self || !errors.Is(err, fs.ErrNotExist) {
+		return p, nil // there, unreadable, or not ours: StartProcess reports it
 	}
-	return p, nil
+	if reload {
+		return "", fmt.Errorf("prefork: reload: the binary %s is gone; a reload starts the code on disk, so the old workers serve on (deploy the binary, then reload again)", p)
+	}
+	if runningExecutable == "" {
+		return p, nil
+	}
+	cmp.Or(s.logger, slog.Default()).Warn("the binary is gone; the worker starts from the executable this master runs",
+		"binary", p, "running", runningExecutable)
+	return runningExecutable, nil
 }
 
 func orDefault(w io.Writer, def *os.File) io.Writer {

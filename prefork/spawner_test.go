@@ -2,8 +2,10 @@ package prefork
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,5 +86,23 @@ func TestTailKeepsLastLines(t *testing.T) {
 	}
 	if sink.String() != "one\ntwo\nthree\nfour" {
 		t.Fatalf("passed through %q", sink.String())
+	}
+}
+
+// The master's own binary gone: a restart starts the running executable,
+// a reload fails naming the path; a binary not the program's own is never
+// replaced.
+func TestExecSpawnerPathWhenBinaryGone(t *testing.T) {
+	gone := filepath.Join(t.TempDir(), "app")
+	sp := &ExecSpawner{Path: gone, self: true, logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	if p, err := sp.path(false); err != nil || p != runningExecutable {
+		t.Fatalf("restart path = %q, %v; want %q", p, err, runningExecutable)
+	}
+	if _, err := sp.path(true); err == nil || !strings.Contains(err.Error(), gone) || !strings.Contains(err.Error(), "reload") {
+		t.Fatalf("reload path error = %v, want one naming %s", err, gone)
+	}
+	other := &ExecSpawner{Path: gone}
+	if p, err := other.path(false); err != nil || p != gone {
+		t.Fatalf("another program's path = %q, %v; want %q as it is", p, err, gone)
 	}
 }

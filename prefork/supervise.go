@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
 )
 
 // BootError is returned by Run when a slot's workers failed to boot
-// MaxBootFailures times in a row: each exited before it was ready, or was
-// not ready within BootTimeout.
+// MaxBootFailures times in a row — each exited before it was ready, or was
+// not ready within BootTimeout — and no worker could serve instead: at
+// start, before the first "serving", or when every slot fails.
 type BootError struct {
 	Slot     int
 	Attempts int
@@ -56,7 +58,7 @@ func (m *Master) spawn(s *slot, next bool) {
 	}
 	m.gen++
 	w := &worker{s: s, slot: s.id, gen: m.gen, spawnedAt: m.clock.Now()}
-	proc, ctl, err := m.start(w)
+	proc, ctl, err := m.start(w, next)
 	if err != nil {
 		m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Generation: w.gen, Err: err})
 		if next {
@@ -79,8 +81,9 @@ func (m *Master) spawn(s *slot, next bool) {
 	m.emit(Event{Kind: EventSpawned, Slot: s.id, Generation: w.gen, Pid: proc.Pid()})
 }
 
-// start makes the worker's control channel and asks the spawner for it.
-func (m *Master) start(w *worker) (Process, net.Conn, error) {
+// start makes the worker's control channel and asks the spawner for it;
+// reload says the worker replaces one in a reload.
+func (m *Master) start(w *worker, reload bool) (Process, net.Conn, error) {
 	mine, theirs, err := sockets.Pair()
 	if err != nil {
 		return nil, nil, err
@@ -92,7 +95,7 @@ func (m *Master) start(w *worker) (Process, net.Conn, error) {
 	}
 	marker := spec{slot: w.slot, gen: w.gen, ctl: 3, fds: fds, procs: m.cfg.procs}
 	proc, err := m.spawner.Spawn(WorkerSpec{
-		Slot: w.slot, Generation: w.gen, Control: theirs, Listeners: m.files,
+		Slot: w.slot, Generation: w.gen, Reload: reload, Control: theirs, Listeners: m.files,
 		Env: append(m.baseEnv[:len(m.baseEnv):len(m.baseEnv)], MarkerEnv+"="+marker.encode()),
 	})
 	theirs.Close()
@@ -122,8 +125,11 @@ func (m *Master) readControl(w *worker) {
 }
 
 func (m *Master) onMessage(w *worker, msg control.Message) {
-	if _, live := m.workers[w]; !live {
-		return // its exit was handled first: what it said last no longer matters
+	if _, live := m.workers[w]; !live || w.killed {
+		// Its exit was handled first, or is on its way: what it said last
+		// no longer matters. A worker killed at BootTimeout whose "ready"
+		// was already queued must not count as serving.
+		return
 	}
 	switch msg.Type {
 	case control.TypeReady:
@@ -161,8 +167,25 @@ func (m *Master) onReady(w *worker) {
 	}
 	if s.w == w {
 		s.bootFailures = 0
+		if s.degraded {
+			s.degraded = false
+			m.emit(Event{Kind: EventRestored, Slot: s.id, Generation: w.gen, Pid: w.proc.Pid()})
+			m.sendStatus()
+		}
 	}
 	m.maybeAnnounce()
+	if m.reload.restore {
+		m.advanceReload()
+	}
+}
+
+// kill ends a worker at once. From then on the master ignores what it
+// says: a "ready" or heartbeat already queued behind the decision to kill
+// must not undo it.
+func (m *Master) kill(w *worker) {
+	w.killed = true
+	stopTimer(w.beatTimer)
+	w.proc.Signal(syscall.SIGKILL)
 }
 
 // onProtocolError kills a worker that sent something unreadable: a master
@@ -172,7 +195,7 @@ func (m *Master) onProtocolError(w *worker, err error) {
 		return
 	}
 	m.emit(Event{Kind: EventProtocolError, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Err: err})
-	w.proc.Signal(syscall.SIGKILL)
+	m.kill(w)
 }
 
 // watchHeartbeat (re)arms the kill of a serving worker that falls silent:
@@ -186,7 +209,7 @@ func (m *Master) watchHeartbeat(w *worker) {
 			return
 		}
 		m.emit(Event{Kind: EventHung, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: m.cfg.HeartbeatTimeout})
-		w.proc.Signal(syscall.SIGKILL)
+		m.kill(w)
 	})
 }
 
@@ -202,7 +225,7 @@ func (m *Master) onBootTimeout(w *worker) {
 	}
 	w.bootTimedOut = true
 	m.emit(Event{Kind: EventBootTimeout, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: m.cfg.BootTimeout})
-	w.proc.Signal(syscall.SIGKILL)
+	m.kill(w)
 }
 
 func (m *Master) onExit(w *worker, exit Exit) {
@@ -230,13 +253,16 @@ func (m *Master) onExit(w *worker, exit Exit) {
 	}
 }
 
-// crashed restarts the slot of a worker that exited unasked.
+// crashed restarts the slot of a worker that exited unasked. A worker that
+// served for servedWell died of something other than its code — a request,
+// the OOM killer, an operator's kill -9 — and its slot restarts at once, as
+// often as that happens; one that died young backs off, as a boot loop does.
 func (m *Master) crashed(s *slot, w *worker, exit Exit) {
 	if !w.ready {
 		m.bootFailed(s, &BootError{Slot: s.id, Exit: exit, TimedOut: w.bootTimedOut})
 		return
 	}
-	if m.clock.Now().Sub(w.readyAt) >= stableUptime {
+	if m.clock.Now().Sub(w.readyAt) >= servedWell {
 		s.failures = 0
 	}
 	s.failures++
@@ -252,22 +278,89 @@ func (m *Master) active(s *slot) bool {
 	return false
 }
 
-// bootFailed counts a worker that never became ready; enough in a row and
-// the master gives up, draining the workers that do serve.
+// bootFailed counts a worker that never became ready. After
+// MaxBootFailures in a row the master gives up — drains the workers that
+// serve and makes Run return the *BootError — when no worker can serve:
+//
+//   - at start, that is before the first "serving" (every slot ready once,
+//     READY=1 sent to systemd, tableflip's Ready called during an upgrade):
+//     a deploy that cannot fill its slots fails where its operator looks,
+//     and during an upgrade the old master serves on;
+//   - later, when every slot fails: none has a ready worker, and none has
+//     boots left before MaxBootFailures.
+//
+// Otherwise the slot is degraded: the other workers serve on, and the slot
+// retries every maxBackoff, loudly (an error event each time, sd_notify
+// STATUS), until a worker of its own is ready again.
 func (m *Master) bootFailed(s *slot, e *BootError) {
 	s.failures++
 	s.bootFailures++
-	if s.bootFailures >= m.cfg.MaxBootFailures {
-		e.Attempts = s.bootFailures
+	if s.bootFailures < m.cfg.MaxBootFailures {
+		m.scheduleRestart(s)
+		return
+	}
+	e.Attempts = s.bootFailures
+	if !m.announced || !m.othersServe(s) {
 		m.emit(Event{Kind: EventGivingUp, Slot: s.id, Err: e})
 		m.stop(true, e)
 		return
 	}
-	m.scheduleRestart(s)
+	s.degraded = true
+	m.emit(Event{Kind: EventDegraded, Slot: s.id, Workers: m.serving(), Delay: maxBackoff, Err: e})
+	m.sendStatus()
+	m.restartIn(s, maxBackoff)
+	m.advanceReload() // a reload that brings workers back ends with what it could start
+}
+
+// othersServe reports whether a slot other than s has a ready worker, or
+// boots left before giving up.
+func (m *Master) othersServe(s *slot) bool {
+	for _, o := range m.slots {
+		if o != s && (o.serves() || o.bootFailures < m.cfg.MaxBootFailures) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *slot) serves() bool { return s.w != nil && s.w.ready && !s.w.stopping }
+
+// serving counts the active slots whose worker is ready.
+func (m *Master) serving() int {
+	n := 0
+	for _, s := range m.slots {
+		if s.serves() {
+			n++
+		}
+	}
+	return n
+}
+
+// sendStatus tells systemd (STATUS=, shown by systemctl status) whether
+// every slot can be filled.
+func (m *Master) sendStatus() {
+	var failing []string
+	for _, s := range m.slots {
+		if s.degraded {
+			failing = append(failing, fmt.Sprint(s.id))
+		}
+	}
+	if len(failing) == 0 {
+		m.sdNotify(sdnotify.Status(fmt.Sprintf("serving with %d workers", len(m.slots))))
+		return
+	}
+	m.sdNotify(sdnotify.Status(fmt.Sprintf("degraded: worker slot %s cannot start a worker, retrying every %v; serving with %d of %d workers",
+		strings.Join(failing, ", "), maxBackoff, m.serving(), len(m.slots))))
 }
 
 func (m *Master) scheduleRestart(s *slot) {
-	d := backoff(s.failures)
+	m.restartIn(s, backoff(s.failures))
+}
+
+// restartIn spawns the slot's worker after d, replacing any restart
+// already pending for it.
+func (m *Master) restartIn(s *slot, d time.Duration) {
+	cancelRestart(s)
 	m.emit(Event{Kind: EventRestartScheduled, Slot: s.id, Delay: d})
 	if d == 0 {
 		m.spawn(s, false)

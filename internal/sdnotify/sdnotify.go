@@ -57,6 +57,17 @@ func ReadyAs(pid int) string { return "MAINPID=" + strconv.Itoa(pid) + "\nREADY=
 // Stopping is the message for a service that shuts down.
 func Stopping() string { return "STOPPING=1" }
 
+// Status is a free-form line for `systemctl status`. Newlines, which
+// would start another KEY=value, become spaces.
+func Status(s string) string {
+	return "STATUS=" + strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
 // Watchdog is the keep-alive ping.
 func Watchdog() string { return "WATCHDOG=1" }
 
