@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -128,6 +129,13 @@ func helperMain() int {
 				// Valid for TLS, rejected by HTTP/2's setup inside ServeTLS.
 				opts.Server.TLSConfig.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}
 				opts.Server.TLSConfig.MaxVersion = tls.VersionTLS12
+			}
+		}
+	}
+	if os.Getenv("TEST_LOG_CONNS") != "" && opts.Server != nil {
+		opts.Server.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				log.Info("conn new", "pid", pid)
 			}
 		}
 	}
