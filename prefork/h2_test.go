@@ -60,8 +60,19 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // connection stays until the deadline cuts its streams. Reloads under
 // HTTP/2 load lose nothing.
 func TestE2EHTTP2ReloadLosesNothing(t *testing.T) {
+	http2ReloadLosesNothing(t)
+}
+
+// The same with HTTP/2 the program configured itself (Server.TLSNextProto):
+// the worker uses it as is, and its connections get GOAWAY with their
+// first answer in the drain.
+func TestE2EHTTP2UserTLSNextProtoReloadLosesNothing(t *testing.T) {
+	http2ReloadLosesNothing(t, "TEST_USER_H2=1")
+}
+
+func http2ReloadLosesNothing(t *testing.T, env ...string) {
 	cert, key, pool := selfSigned(t)
-	p := startMaster(t, "TEST_WORKERS=2", "TEST_GRACEFUL_S=20", "TEST_TLS_CERT="+cert, "TEST_TLS_KEY="+key)
+	p := startMaster(t, append(env, "TEST_WORKERS=2", "TEST_GRACEFUL_S=20", "TEST_TLS_CERT="+cert, "TEST_TLS_KEY="+key)...)
 	var at int
 	url := "https://" + p.addr(&at) + "/"
 	p.ready(&at, 2)

@@ -124,6 +124,16 @@ func helperMain() int {
 			return 1
 		}
 		opts.Server = &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{kp}}}
+		if os.Getenv("TEST_USER_H2") != "" {
+			// HTTP/2 the program set up itself, as x/net's ConfigureServer
+			// would, but without a shutdown hook: only its TLSNextProto.
+			probe := &http.Server{TLSConfig: opts.Server.TLSConfig.Clone()}
+			if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+				ln.Close()
+				probe.ServeTLS(ln, "", "") // configures HTTP/2, then fails to accept
+			}
+			opts.Server.TLSNextProto = probe.TLSNextProto
+		}
 		if f := os.Getenv("TEST_TLS_BAD_IF"); prefork.IsWorker() && f != "" {
 			if _, err := os.Stat(f); err == nil {
 				// Valid for TLS, rejected by HTTP/2's setup inside ServeTLS.
