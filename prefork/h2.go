@@ -2,7 +2,8 @@ package prefork
 
 import (
 	"context"
-	"crypto/tls"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 )
@@ -12,35 +13,61 @@ import (
 // HTTP/1 keep-alive connections at once, racing their clients' next
 // requests — the loss a drain exists to avoid. So HTTP/2 is configured on
 // a second server that never listens: the worker's server borrows its
-// TLSNextProto handlers, and the shadow's Shutdown, having no listener or
-// connection of its own, does nothing but run HTTP/2's graceful-shutdown
-// hook on every HTTP/2 connection.
-type h2Drainer struct{ shadow *http.Server }
+// TLSNextProto handlers — "h2" for TLS, "unencrypted_http2" for h2c, the
+// key net/http hands a plain connection to once it has read the HTTP/2
+// preface — and the shadow's Shutdown, having no listener or connection of
+// its own, does nothing but run HTTP/2's graceful-shutdown hook on every
+// HTTP/2 connection.
+//
+// The hook reaches only the connections HTTP/2 has registered by then: one
+// still in its TLS handshake, or between handshake and registration, is
+// missed. Such a connection learns of the drain from its next answer: a
+// draining worker sets "Connection: close", which HTTP/2 turns into GOAWAY
+// (see wrap).
+type h2Drainer struct {
+	shadow *http.Server
+	log    *slog.Logger
+}
 
-// splitHTTP2 moves srv's HTTP/2 onto a shadow server. It does nothing for
-// plain HTTP, or when the user configured TLSNextProto (or turned HTTP/2
-// off) themselves.
-func splitHTTP2(srv *http.Server) *h2Drainer {
-	if srv.TLSConfig == nil || srv.TLSNextProto != nil || (srv.Protocols != nil && !srv.Protocols.HTTP2()) {
+// splitHTTP2 moves srv's HTTP/2 onto a shadow server. It does nothing when
+// srv serves no HTTP/2 (plain HTTP without unencrypted HTTP/2, or HTTP/2
+// turned off), or when the user configured TLSNextProto themselves: their
+// HTTP/2 then drains through "Connection: close" alone.
+func splitHTTP2(srv *http.Server, log *slog.Logger) *h2Drainer {
+	if srv.TLSNextProto != nil {
+		return nil
+	}
+	var p http.Protocols
+	if srv.Protocols != nil {
+		p = *srv.Protocols
+	} else {
+		p.SetHTTP1(true)
+		p.SetHTTP2(true)
+	}
+	tls := srv.TLSConfig != nil && p.HTTP2()
+	h2c := srv.TLSConfig == nil && p.UnencryptedHTTP2()
+	if !tls && !h2c {
 		return nil
 	}
 	shadow := &http.Server{
-		TLSConfig:   srv.TLSConfig.Clone(),
 		HTTP2:       srv.HTTP2,
+		Protocols:   srv.Protocols,
 		IdleTimeout: srv.IdleTimeout,
 		ReadTimeout: srv.ReadTimeout,
 	}
-	// ServeTLS configures HTTP/2 on the shadow, then returns at once: its
-	// listener has nothing to accept.
-	shadow.ServeTLS(noListener{}, "", "")
+	// Serve and ServeTLS configure HTTP/2 on the shadow, then return at
+	// once: its listener has nothing to accept.
+	if tls {
+		shadow.TLSConfig = srv.TLSConfig.Clone()
+		shadow.ServeTLS(noListener{}, "", "")
+	} else {
+		shadow.Serve(noListener{})
+	}
 	if _, ok := shadow.TLSNextProto["h2"]; !ok {
-		return nil
+		return nil // a setup error: srv's own Serve meets and reports it
 	}
-	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-	for proto, h := range shadow.TLSNextProto {
-		srv.TLSNextProto[proto] = h
-	}
-	return &h2Drainer{shadow: shadow}
+	srv.TLSNextProto = maps.Clone(shadow.TLSNextProto)
+	return &h2Drainer{shadow: shadow, log: log}
 }
 
 // goAway tells every HTTP/2 client to finish its streams here and open new
@@ -48,6 +75,7 @@ func splitHTTP2(srv *http.Server) *h2Drainer {
 func (d *h2Drainer) goAway() {
 	if d != nil {
 		d.shadow.Shutdown(context.Background())
+		d.log.Debug("worker sent GOAWAY to its HTTP/2 connections")
 	}
 }
 

@@ -1,6 +1,7 @@
 package prefork_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -16,9 +18,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefork/gracefork/prefork/preforktest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and returns its files and
@@ -55,8 +60,19 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // connection stays until the deadline cuts its streams. Reloads under
 // HTTP/2 load lose nothing.
 func TestE2EHTTP2ReloadLosesNothing(t *testing.T) {
+	http2ReloadLosesNothing(t)
+}
+
+// The same with HTTP/2 the program configured itself (Server.TLSNextProto):
+// the worker uses it as is, and its connections get GOAWAY with their
+// first answer in the drain.
+func TestE2EHTTP2UserTLSNextProtoReloadLosesNothing(t *testing.T) {
+	http2ReloadLosesNothing(t, "TEST_USER_H2=1")
+}
+
+func http2ReloadLosesNothing(t *testing.T, env ...string) {
 	cert, key, pool := selfSigned(t)
-	p := startMaster(t, "TEST_WORKERS=2", "TEST_GRACEFUL_S=20", "TEST_TLS_CERT="+cert, "TEST_TLS_KEY="+key)
+	p := startMaster(t, append(env, "TEST_WORKERS=2", "TEST_GRACEFUL_S=20", "TEST_TLS_CERT="+cert, "TEST_TLS_KEY="+key)...)
 	var at int
 	url := "https://" + p.addr(&at) + "/"
 	p.ready(&at, 2)
@@ -111,6 +127,201 @@ func TestE2EHTTP2ReloadLosesNothing(t *testing.T) {
 		t.Fatalf("a drain ran into its deadline:\n%s", out)
 	}
 	t.Logf("%d requests over HTTP/2, 0 failed", ok)
+	p.signal(syscall.SIGTERM)
+	p.wait()
+}
+
+// clientLoad is load from an http.Client, for protocols strictLoad does not
+// speak (TLS, h2c): conns goroutines send requests made by newReq until
+// finish, and count answers and failures.
+type clientLoad struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	ok      int
+	failed  []string
+	changed chan struct{}
+}
+
+func startClientLoad(c *http.Client, conns int, newReq func() *http.Request) *clientLoad {
+	l := &clientLoad{stop: make(chan struct{})}
+	for range conns {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := c.Do(newReq())
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				l.mu.Lock()
+				if err != nil {
+					l.failed = append(l.failed, err.Error())
+				} else {
+					l.ok++
+					if l.changed != nil {
+						close(l.changed)
+						l.changed = nil
+					}
+				}
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+// waitMore waits until n more requests have been answered.
+func (l *clientLoad) waitMore(t *testing.T, n int) {
+	t.Helper()
+	l.mu.Lock()
+	want := l.ok + n
+	l.mu.Unlock()
+	deadline := time.After(preforktest.Patience)
+	for {
+		l.mu.Lock()
+		got := l.ok
+		if got >= want {
+			l.mu.Unlock()
+			return
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("load stalled: %d answered, waiting for %d", got, want)
+		}
+	}
+}
+
+func (l *clientLoad) finish(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failed) > 0 || l.ok == 0 {
+		t.Errorf("%d answered, %d failed; first: %v", l.ok, len(l.failed), l.failed[:min(5, len(l.failed))])
+	}
+	t.Logf("%d requests answered, %d failed", l.ok, len(l.failed))
+}
+
+// h2c: HTTP/2 without TLS (Server.Protocols with unencrypted HTTP/2), from
+// clients that speak nothing else and POST concurrently on one connection.
+// A draining worker sends GOAWAY: its streams finish, new ones go to the
+// new workers, and nothing is lost.
+func TestE2EH2CReloadLosesNothing(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2", "TEST_GRACEFUL_S=10", "TEST_H2C=1")
+	var at int
+	url := "http://" + p.addr(&at) + "/"
+	p.ready(&at, 2)
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: protos}
+	defer tr.CloseIdleConnections()
+	var h2 atomic.Int64
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := tr.RoundTrip(r)
+		if err == nil && resp.ProtoMajor == 2 {
+			h2.Add(1)
+		}
+		return resp, err
+	})}
+	load := startClientLoad(client, 4, func() *http.Request {
+		r, _ := http.NewRequest("POST", url, strings.NewReader(strings.Repeat("x", 4096)))
+		return r
+	})
+	load.waitMore(t, 100)
+	p.signal(syscall.SIGHUP)
+	p.waitLog(&at, "reload done", nil)
+	p.waitLog(&at, "exited", map[string]any{"expected": true, "status": "exit status 0"})
+	p.waitLog(&at, "exited", map[string]any{"expected": true, "status": "exit status 0"})
+	load.waitMore(t, 100)
+	load.finish(t)
+	if int(h2.Load()) != load.ok {
+		t.Fatalf("%d of %d answers over HTTP/2", h2.Load(), load.ok)
+	}
+	if out := p.output(); strings.Contains(out, "drain cut short") {
+		t.Fatalf("a drain ran into its deadline:\n%s", out)
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait()
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A connection still in its TLS handshake when its worker starts to drain
+// is not yet known to HTTP/2, so the GOAWAY sent at the drain's start
+// misses it. It must learn of the drain from its first answer; before, it
+// went on taking streams until the deadline cut them.
+func TestE2EHTTP2ConnInHandshakeAtDrainGetsGoAway(t *testing.T) {
+	cert, key, pool := selfSigned(t)
+	p := startMaster(t, "TEST_WORKERS=1", "TEST_GRACEFUL_S=60", "TEST_DRAIN_IDLE_S=60",
+		"TEST_LOG_DEBUG=1", "TEST_LOG_CONNS=1", "TEST_TLS_CERT="+cert, "TEST_TLS_KEY="+key)
+	var at int
+	addr := p.addr(&at)
+	old := p.ready(&at, 1)[0]
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	p.waitLog(&at, "conn new", map[string]any{"pid": old}) // accepted; its handshake waits for us
+	p.signal(syscall.SIGHUP)
+	p.waitLog(&at, "worker sent GOAWAY to its HTTP/2 connections", map[string]any{"pid": old})
+	tc := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+	if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatalf("handshake: %v, protocol %q", err, tc.ConnectionState().NegotiatedProtocol)
+	}
+	first := make(chan net.Conn, 1)
+	first <- tc
+	tr := &http.Transport{
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{RootCAs: pool},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			select {
+			case c := <-first:
+				return c, nil // the connection that missed the GOAWAY
+			default:
+				d := tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}}}
+				return d.DialContext(ctx, network, addr)
+			}
+		},
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	var fromOld int
+	for {
+		body := get(t, c, "https://"+addr+"/")
+		if !strings.Contains(body, fmt.Sprintf("pid=%d", old)) {
+			break
+		}
+		if fromOld++; fromOld == 1000 {
+			t.Fatalf("the draining worker answered %d requests on a connection without GOAWAY", fromOld)
+		}
+	}
+	if fromOld == 0 {
+		t.Fatal("the first request did not go to the draining worker: the test did not set up the race")
+	}
+	t.Logf("%d answers from the draining worker, then the new one", fromOld)
+	p.waitLog(&at, "exited", map[string]any{"pid": old, "expected": true, "status": "exit status 0"})
+	if out := p.output(); strings.Contains(out, "drain cut short") {
+		t.Fatalf("a drain ran into its deadline:\n%s", out)
+	}
 	p.signal(syscall.SIGTERM)
 	p.wait()
 }

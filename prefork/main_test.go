@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,7 +71,11 @@ func helperMain() int {
 	if !prefork.IsWorker() {
 		watchTest()
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	level := slog.LevelInfo
+	if os.Getenv("TEST_LOG_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	upgraded := os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != ""
 	if g := os.Getenv("TEST_BOOT_GATE"); upgraded && g != "" {
 		os.Setenv("TEST_GATE_WORKERS", g) // this new master's workers wait at the gate
@@ -131,6 +136,7 @@ func helperMain() int {
 		MaxBootFailures:  envInt("TEST_MAX_BOOT", 0),
 		HeartbeatTimeout: time.Duration(envInt("TEST_HEARTBEAT_S", 0)) * time.Second,
 		PIDFile:          os.Getenv("TEST_PIDFILE"),
+		DrainIdle:        time.Duration(envInt("TEST_DRAIN_IDLE_S", 0)) * time.Second,
 		Logger:           log,
 	}
 	if cert := os.Getenv("TEST_TLS_CERT"); cert != "" {
@@ -140,6 +146,43 @@ func helperMain() int {
 			return 1
 		}
 		opts.Server = &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{kp}}}
+		if os.Getenv("TEST_USER_H2") != "" {
+			// HTTP/2 the program set up itself, as x/net's ConfigureServer
+			// would, but without a shutdown hook: only its TLSNextProto.
+			probe := &http.Server{TLSConfig: opts.Server.TLSConfig.Clone()}
+			if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+				ln.Close()
+				probe.ServeTLS(ln, "", "") // configures HTTP/2, then fails to accept
+			}
+			opts.Server.TLSNextProto = probe.TLSNextProto
+		}
+		if f := os.Getenv("TEST_TLS_BAD_IF"); prefork.IsWorker() && f != "" {
+			if _, err := os.Stat(f); err == nil {
+				// Valid for TLS, rejected by HTTP/2's setup inside ServeTLS.
+				opts.Server.TLSConfig.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}
+				opts.Server.TLSConfig.MaxVersion = tls.VersionTLS12
+			}
+		}
+	}
+	if os.Getenv("TEST_LOG_CONNS") != "" && opts.Server != nil {
+		opts.Server.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				log.Info("conn new", "pid", pid)
+			}
+		}
+	}
+	if os.Getenv("TEST_H2C") != "" {
+		opts.Server = &http.Server{Protocols: new(http.Protocols)}
+		opts.Server.Protocols.SetHTTP1(true)
+		opts.Server.Protocols.SetUnencryptedHTTP2(true)
+	}
+	if os.Getenv("TEST_NO_KEEPALIVE") != "" {
+		opts.Server = &http.Server{}
+		opts.Server.SetKeepAlivesEnabled(false)
+	}
+	if os.Getenv("TEST_SHUTDOWN_HOOK") != "" {
+		opts.Server = &http.Server{}
+		opts.Server.RegisterOnShutdown(func() { log.Info("shutdown hook ran", "pid", pid) })
 	}
 	if f := os.Getenv("TEST_MORE_ADDRS_IF"); prefork.IsWorker() && f != "" {
 		if _, err := os.Stat(f); err == nil {

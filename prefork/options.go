@@ -66,11 +66,33 @@ type Options struct {
 	// the master, that is, one per available core.
 	Workers int
 
-	// Server is the template for each worker's http.Server: timeouts,
+	// Server is the http.Server each worker serves with: timeouts,
 	// MaxHeaderBytes, TLSConfig (set Certificates or GetCertificate; the
-	// worker then serves TLS), ErrorLog, BaseContext, ConnContext and so on.
-	// Its Addr and Handler are ignored, and ConnState is called after the
-	// worker's own connection tracking. Nil means a zero http.Server.
+	// worker then serves TLS), Protocols (unencrypted HTTP/2 included),
+	// ErrorLog, BaseContext, ConnContext, SetKeepAlivesEnabled and so on.
+	// The worker serves with this very value, not a copy: its Addr is
+	// ignored, its Handler is replaced by the one given to Serve, and
+	// ConnState is called after the worker's own connection tracking.
+	// Nil means a zero http.Server.
+	//
+	// Hooks added with RegisterOnShutdown run at the end of a drain: once
+	// every connection has closed and every handler, hijacked ones
+	// included, has returned — or when GracefulTimeout cuts the drain
+	// short. They do not run when a worker quits at once (SIGINT, SIGQUIT).
+	// The worker exits right after starting them and does not wait for
+	// them. To learn of a drain when it starts, as a WebSocket handler
+	// must, select on [Draining].
+	//
+	// HTTP/2 connections, over TLS or unencrypted, get GOAWAY when the
+	// drain starts, and any that missed it (still in its TLS handshake)
+	// gets it with its next answer. If TLSNextProto is set (by
+	// golang.org/x/net/http2.ConfigureServer, say), that HTTP/2 is used as
+	// is, and its connections get GOAWAY with their first answer after the
+	// drain starts: net/http and x/net both turn the "Connection: close" a
+	// draining worker sets into GOAWAY. For h2c, use Protocols with
+	// SetUnencryptedHTTP2, not golang.org/x/net/http2/h2c: that handler
+	// hijacks its connections, whose streams the drain cannot reach, so
+	// they are cut at GracefulTimeout.
 	Server *http.Server
 
 	// GracefulTimeout bounds a drain: how long in-flight requests may run

@@ -85,7 +85,7 @@ func serveWorker(h http.Handler, opts Options) error {
 		return err
 	}
 	w.srv = w.server(h)
-	w.h2 = splitHTTP2(w.srv)
+	w.h2 = splitHTTP2(w.srv, w.log)
 	return w.run()
 }
 
@@ -143,35 +143,25 @@ func fileConn(fd int) (net.Conn, error) {
 	return c, nil
 }
 
-// server builds this worker's http.Server from the user's template.
+// server returns the http.Server this worker serves with: the user's
+// template itself, so that what a copy would lose — hooks added with
+// RegisterOnShutdown, SetKeepAlivesEnabled(false), fields of later Go
+// versions — takes effect. Its Handler becomes h wrapped, and its
+// ConnState is called after the worker's own connection tracking.
 func (w *workerProc) server(h http.Handler) *http.Server {
-	t := w.cfg.Server
-	if t == nil {
-		t = &http.Server{}
+	srv := w.cfg.Server
+	if srv == nil {
+		srv = &http.Server{}
 	}
-	userState := t.ConnState
-	return &http.Server{
-		Handler:                      w.wrap(h),
-		DisableGeneralOptionsHandler: t.DisableGeneralOptionsHandler,
-		TLSConfig:                    t.TLSConfig,
-		ReadTimeout:                  t.ReadTimeout,
-		ReadHeaderTimeout:            t.ReadHeaderTimeout,
-		WriteTimeout:                 t.WriteTimeout,
-		IdleTimeout:                  t.IdleTimeout,
-		MaxHeaderBytes:               t.MaxHeaderBytes,
-		TLSNextProto:                 t.TLSNextProto,
-		ErrorLog:                     t.ErrorLog,
-		BaseContext:                  t.BaseContext,
-		ConnContext:                  t.ConnContext,
-		HTTP2:                        t.HTTP2,
-		Protocols:                    t.Protocols,
-		ConnState: func(c net.Conn, s http.ConnState) {
-			w.conns.track(c, s, w.draining.Load())
-			if userState != nil {
-				userState(c, s)
-			}
-		},
+	userState := srv.ConnState
+	srv.Handler = w.wrap(h)
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		w.conns.track(c, s, w.draining.Load())
+		if userState != nil {
+			userState(c, s)
+		}
 	}
+	return srv
 }
 
 // wrap is the library's whole per-request cost in the handler path: a
@@ -183,7 +173,11 @@ func (w *workerProc) wrap(h http.Handler) http.Handler {
 		w.requests.Add(1)
 		w.inflight.Add(1)
 		defer w.inflight.Add(-1)
-		if w.draining.Load() && r.ProtoMajor == 1 {
+		if w.draining.Load() {
+			// HTTP/1: the connection closes after this answer. HTTP/2
+			// (TLS or h2c, net/http's or x/net's) drops the header and
+			// sends GOAWAY: the client finishes its streams here and
+			// opens new ones elsewhere.
 			rw.Header().Set("Connection", "close")
 		}
 		h.ServeHTTP(rw, r)
@@ -209,26 +203,34 @@ func (w *workerProc) run() error {
 	signal.Notify(pipes, syscall.SIGPIPE)
 	defer signal.Stop(pipes)
 
-	for _, ln := range w.lns {
-		w.wg.Go(func() { w.serve(ln) })
+	accepting := make([]*acceptSignal, len(w.lns))
+	for i, ln := range w.lns {
+		accepting[i] = newAcceptSignal(ln)
+		w.wg.Go(func() { w.serve(accepting[i]) })
 	}
-	w.send(control.Message{Type: control.TypeReady})
-	w.log.Debug("worker serving")
 	stops := make(chan stopReq, 2)
-	w.wg.Go(func() { w.readControl(stops) })
-	w.wg.Go(w.heartbeat)
-
 	var req stopReq
-	var err error
-	select {
-	case req = <-stops:
-	case sig := <-sigc:
-		req = stopFor(sig, w.cfg.GracefulTimeout)
-	case err = <-w.failed:
-		// Serving is impossible (a TLS setup error, say): exit non-zero so
-		// the master sees a failure and logs our stderr, rather than
-		// leaving a worker that says it serves and answers nobody.
+	// Ready means serving: every server has finished its setup and waits
+	// in Accept. A server that fails its setup (an HTTP/2 requirement its
+	// TLS config does not meet, say) is a failed boot: exit non-zero, so
+	// the master counts it and quotes our stderr, instead of a worker that
+	// says it serves and answers nobody.
+	err := w.serving(accepting)
+	if err != nil {
 		req = stopReq{why: "listener failed"}
+	} else {
+		w.send(control.Message{Type: control.TypeReady})
+		w.log.Debug("worker serving")
+		w.wg.Go(func() { w.readControl(stops) })
+		w.wg.Go(w.heartbeat)
+		select {
+		case req = <-stops:
+		case sig := <-sigc:
+			req = stopFor(sig, w.cfg.GracefulTimeout)
+		case err = <-w.failed:
+			// A listener stopped serving on its own: exit non-zero too.
+			req = stopReq{why: "listener failed"}
+		}
 	}
 	w.stop(req, sigc, stops)
 	close(w.done)
@@ -236,6 +238,19 @@ func (w *workerProc) run() error {
 	w.ctl.Close()
 	w.wg.Wait()
 	return err
+}
+
+// serving waits until every server has entered its accept loop, or one
+// has stopped (failed its setup) first.
+func (w *workerProc) serving(lns []*acceptSignal) error {
+	for _, ln := range lns {
+		select {
+		case <-ln.accepting:
+		case err := <-w.failed:
+			return err
+		}
+	}
+	return nil
 }
 
 func stopFor(sig os.Signal, graceful time.Duration) stopReq {
@@ -252,7 +267,9 @@ func (w *workerProc) serve(ln net.Listener) {
 	} else {
 		err = w.srv.Serve(ln)
 	}
-	if !w.draining.Load() && !errors.Is(err, http.ErrServerClosed) {
+	if !w.draining.Load() {
+		// ErrServerClosed here means the program closed Options.Server
+		// itself, which this worker serves with.
 		w.log.Error("worker listener failed", "addr", ln.Addr().String(), "err", err)
 		w.failed <- fmt.Errorf("prefork: worker cannot serve %s: %w", ln.Addr(), err)
 	}
