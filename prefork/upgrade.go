@@ -217,8 +217,11 @@ func (m *Master) onUpgrade(ev upgradeEvent) {
 	if m.stopping {
 		// The new master became ready just as this one began to stop: it
 		// serves now, so a stop that was asked for goes on to it.
-		if m.asked {
-			m.forwardStop(map[bool]signals.Action{false: signals.Shutdown, true: signals.Quit}[m.quitting])
+		switch {
+		case m.asked && m.quitting:
+			m.forwardStop(signals.Quit)
+		case m.asked:
+			m.forwardStop(signals.Shutdown)
 		}
 		return
 	}
