@@ -2,13 +2,34 @@ package prefork
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 
 	"github.com/cloudflare/tableflip"
 	"github.com/gracefork/gracefork/internal/sockets"
 )
+
+// Unix sockets travel to a new master as tableflip files (AddFile), not as
+// tableflip listeners: tableflip unlinks the path of every unix listener
+// it knows when the process stops, whoever created the path and whether
+// or not this master ever served (a new master that failed would delete
+// the path its predecessor serves). The name says who created the path;
+// that ownership passes along the upgrade chain, and only a path a
+// gracefork master created is unlinked, by the last master, itself.
+const (
+	unixOwnedPrefix     = "gracefork-unix:"           // bound by a gracefork master
+	unixActivatedPrefix = "gracefork-unix-activated:" // passed by systemd: never unlinked here
+)
+
+// ownedPath is a unix socket path this master unlinks at its final stop:
+// only if the file there is still the socket it was given.
+type ownedPath struct {
+	path string
+	info fs.FileInfo
+}
 
 func (m *Master) bindAll() error {
 	acts, err := sockets.Activation(os.Getenv, os.Getpid())
@@ -22,9 +43,6 @@ func (m *Master) bindAll() error {
 	}
 	for i, a := range m.cfg.addrs {
 		ln, from, err := m.bind(a, acts)
-		if err == nil {
-			err = m.keep(ln)
-		}
 		if err != nil {
 			return &OptionError{Field: m.cfg.fields[i], Value: a.String(), Reason: err.Error(), Err: err}
 		}
@@ -40,56 +58,140 @@ func (m *Master) bindAll() error {
 	return nil
 }
 
-// bind returns the socket for a: inherited from an old master, passed by
-// systemd, or bound now. It says which.
+// bind takes the socket for a — inherited from an old master, passed by
+// systemd, or bound now — keeps it, and hands it to tableflip for the next
+// master. It says where the socket came from.
 func (m *Master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, string, error) {
-	if m.upg != nil {
-		if ln, err := m.upg.Listener(a.Network, a.Address); ln != nil || err != nil {
-			return ln, "inherited", err
-		}
+	ln, owned, err := m.inherit(a)
+	if ln != nil || err != nil {
+		return ln, "inherited", err
 	}
 	for i := range acts {
 		if ln := acts[i].Listener; ln != nil && acts[i].Match(a) {
 			acts[i].Listener = nil // taken
-			if m.upg != nil {
-				if err := m.upg.AddListener(a.Network, a.Address, ln.(tableflip.Listener)); err != nil {
-					return nil, "", err
-				}
-			}
-			return ln, "activated", nil
+			return ln, "activated", m.share(a, ln, false)
 		}
 	}
-	ln, err := m.listen(a)
-	return ln, "bound", err
-}
-
-func (m *Master) listen(a sockets.Addr) (net.Listener, error) {
 	if a.Network == "unix" {
 		if err := sockets.RemoveStale(a.Address); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	if m.upg == nil {
-		return sockets.ListenConfig().Listen(context.Background(), a.Network, a.Address)
+	// Bound here, not by tableflip's Listen, which flattens the error
+	// (errors.Is(err, syscall.EADDRINUSE) must hold).
+	ln, err = sockets.ListenConfig().Listen(context.Background(), a.Network, a.Address)
+	if err != nil {
+		return nil, "", err
 	}
-	ln, err := m.upg.Listen(a.Network, a.Address)
 	if ul, ok := ln.(*net.UnixListener); ok {
-		// tableflip unlinks the path when the last master stops; closing
-		// this copy must not, or an upgrade would lose the path.
+		// Closing this copy must not unlink the path: the workers serve on
+		// it. The last master unlinks it (unlinkOwned).
 		ul.SetUnlinkOnClose(false)
+		owned = true
 	}
-	return ln, err
+	if err := m.share(a, ln, owned); err != nil {
+		ln.Close()
+		if owned {
+			os.Remove(a.Address)
+		}
+		return nil, "", err
+	}
+	return ln, "bound", nil
 }
 
-// keep holds ln, and a descriptor of it for the workers, for the master's life.
-func (m *Master) keep(ln net.Listener) error {
+// inherit returns the socket an old master handed over for a, if any, and
+// whether a gracefork master created its path.
+func (m *Master) inherit(a sockets.Addr) (net.Listener, bool, error) {
+	if m.upg == nil {
+		return nil, false, nil
+	}
+	if a.Network == "unix" {
+		for _, owned := range []bool{true, false} {
+			f, err := m.upg.File(unixFileName(a.Address, owned))
+			if err != nil || f == nil {
+				if err != nil {
+					return nil, false, err
+				}
+				continue
+			}
+			ln, err := net.FileListener(f)
+			f.Close()
+			if err == nil {
+				err = m.keep(ln, a, owned)
+			}
+			return ln, owned, err
+		}
+	}
+	// A TCP socket, or a unix one from a gracefork older than this file,
+	// which handed unix sockets over as tableflip listeners. Tableflip
+	// unlinks such a path when this process stops — it always did; a new
+	// master that fails does not stop tableflip (closeSockets), so it
+	// unlinks nothing.
+	ln, err := m.upg.Listener(a.Network, a.Address)
+	if ln == nil || err != nil {
+		return nil, false, err
+	}
+	return ln, false, m.keep(ln, a, false)
+}
+
+// share keeps ln and registers it with tableflip, so that a new master can
+// inherit it.
+func (m *Master) share(a sockets.Addr, ln net.Listener, owned bool) error {
+	if err := m.keep(ln, a, owned); err != nil {
+		return err
+	}
+	if m.upg == nil {
+		return nil
+	}
+	if a.Network == "unix" {
+		return m.upg.AddFile(unixFileName(a.Address, owned), m.files[len(m.files)-1])
+	}
+	tl, ok := ln.(tableflip.Listener)
+	if !ok {
+		return fmt.Errorf("listener %T cannot be handed to a new master", ln)
+	}
+	return m.upg.AddListener(a.Network, a.Address, tl)
+}
+
+func unixFileName(path string, owned bool) string {
+	if owned {
+		return unixOwnedPrefix + path
+	}
+	return unixActivatedPrefix + path
+}
+
+// keep holds ln, and a descriptor of it for the workers, for the master's
+// life; it notes a path this master will have to unlink.
+func (m *Master) keep(ln net.Listener, a sockets.Addr, owned bool) error {
 	m.lns = append(m.lns, ln)
 	f, err := sockets.File(ln)
 	if err != nil {
 		return err
 	}
 	m.files = append(m.files, f)
+	if info, err := os.Lstat(a.Address); owned && err == nil {
+		m.owned = append(m.owned, ownedPath{a.Address, info})
+	}
 	return nil
+}
+
+// unlinkOwned removes the unix socket paths this master's line created,
+// when it is the last master: not after a handover (the new master serves
+// on them), and not in a new master that never served (its predecessor
+// does). A path that now names another file — a new instance bound it
+// after this one stopped accepting — is left alone.
+func (m *Master) unlinkOwned() {
+	if m.handedOver || (m.hasParent() && !m.announced) {
+		return
+	}
+	for _, o := range m.owned {
+		if info, err := os.Lstat(o.path); err == nil && os.SameFile(info, o.info) {
+			if err := os.Remove(o.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				m.cfg.Logger.Warn("cannot remove the unix socket", "path", o.path, "err", err)
+			}
+		}
+	}
+	m.owned = nil
 }
 
 func listenAddr(ln net.Listener) string {

@@ -36,12 +36,14 @@ const (
 	EventServing                               // every slot had a ready worker for the first time: Workers
 	EventUpgradeStarted                        // a new master is starting from the binary on disk
 	EventUpgradeFailed                         // it failed; this master serves on: Err
-	EventUpgraded                              // the new master is ready; this one drains and exits
+	EventUpgraded                              // the new master (Pid, if it said) is ready; this one drains and exits
 	EventPredecessorGone                       // the master this one replaced has exited: Err if it misbehaved
 	EventUpgradeRefused                        // an upgrade cannot start now: Err says why
 	EventHung                                  // a serving worker sent no heartbeat for Delay and was killed
 	EventDegraded                              // a slot cannot be refilled; Workers serve on and it retries after Delay: Slot, Err
 	EventRestored                              // a degraded slot has a ready worker again: Slot, Generation, Pid
+	EventUpgradeCancelled                      // a stop came during an upgrade; the new master was killed: Err
+	EventStopForwarded                         // a stop (Action) asked after a handover went on to the new master (Pid); Err if it could not
 )
 
 var eventNames = [...]string{
@@ -72,6 +74,8 @@ var eventNames = [...]string{
 	EventHung:             "hung",
 	EventDegraded:         "degraded",
 	EventRestored:         "restored",
+	EventUpgradeCancelled: "upgrade cancelled by the stop",
+	EventStopForwarded:    "stop forwarded to the new master",
 }
 
 // String is the event's log message.
@@ -113,7 +117,8 @@ func (m *Master) log(e Event) {
 	attrs := make([]slog.Attr, 0, 6)
 	switch e.Kind {
 	case EventListening, EventAction, EventStopped, EventReloadStarted, EventReloadQueued, EventReloadDone, EventScaled,
-		EventServing, EventUpgradeStarted, EventUpgradeFailed, EventUpgraded, EventPredecessorGone, EventUpgradeRefused:
+		EventServing, EventUpgradeStarted, EventUpgradeFailed, EventUpgraded, EventPredecessorGone, EventUpgradeRefused,
+		EventUpgradeCancelled, EventStopForwarded:
 		// The master's own events carry its pid: two masters log at once
 		// during an upgrade.
 		attrs = append(attrs, slog.Int("pid", os.Getpid()))
@@ -151,6 +156,19 @@ func (m *Master) log(e Event) {
 	case EventBootTimeout, EventKilled, EventHung:
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.Duration("after", e.Delay))
+	case EventUpgraded:
+		if e.Pid != 0 {
+			attrs = append(attrs, slog.Int("new_master", e.Pid))
+		}
+	case EventUpgradeCancelled:
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("err", e.Err.Error()))
+	case EventStopForwarded:
+		attrs = append(attrs, slog.String("action", e.Action.String()), slog.Int("new_master", e.Pid))
+		if e.Err != nil {
+			level = slog.LevelError
+			attrs = append(attrs, slog.String("err", e.Err.Error()))
+		}
 	case EventPredecessorGone:
 		if e.Err != nil {
 			attrs = append(attrs, slog.String("err", e.Err.Error()))

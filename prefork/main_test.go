@@ -2,6 +2,7 @@ package prefork_test
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -195,7 +196,7 @@ func helperMain() int {
 		}
 	}
 	if err := prefork.Serve(mux, opts); err != nil {
-		log.Error("serve error", "err", err.Error())
+		log.Error("serve error", "err", err.Error(), "eaddrinuse", errors.Is(err, unix.EADDRINUSE))
 		return 1
 	}
 	return 0

@@ -30,11 +30,13 @@ type Master struct {
 	baseEnv []string
 
 	lns   []net.Listener
-	files []*os.File // the listeners' descriptors, handed to every worker
+	files []*os.File  // the listeners' descriptors, handed to every worker
+	owned []ownedPath // unix socket paths this master's line created
 	upg   *tableflip.Upgrader
-	// upgradeFn starts a new master and waits until it is ready; nil
-	// when this master has no upgrader. Tests replace it.
-	upgradeFn func() error
+	// upgradeFn starts a new master and waits until it is ready; it
+	// returns what the new master wrote into the report pipe. Nil when
+	// this master has no upgrader. Tests replace it.
+	upgradeFn func() (report string, err error)
 
 	logFile *logFile // Options.LogFile, when set
 
@@ -61,11 +63,14 @@ type Master struct {
 	stopping bool // shutting down: no more spawns
 	quitting bool // quick shutdown
 	stopErr  error
+	asked    bool // a Shutdown or Quit was asked for: a new master that took over gets it too
+	closed   bool // closeSockets has run
 	reload   reloadState
 
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
 	handedOver    bool // a new master took over: this one drains and leaves
+	successor     int  // the new master's pid, once it took over (0 if it did not say)
 	waitingParent bool // started by an upgrade, and the old master is still there
 	watchdogTimer Timer
 }
@@ -170,6 +175,7 @@ func newMaster(cfg *config) (*Master, error) {
 	if err := m.init(); err != nil {
 		m.tellParent(err)
 		m.closeSockets()
+		m.unlinkOwned()
 		if m.logFile != nil {
 			m.logFile.Close()
 		}
@@ -264,7 +270,9 @@ func (m *Master) run() error {
 	for _, s := range m.slots {
 		m.spawn(s, false)
 	}
-	for !(m.stopping && len(m.workers) == 0) {
+	// An upgrade in progress at the stop ends soon (closeSockets stopped
+	// tableflip); its outcome decides whether the new master must stop too.
+	for !(m.stopping && len(m.workers) == 0 && !m.upgrading) {
 		m.handle(<-m.events)
 	}
 	close(m.done)
@@ -273,11 +281,9 @@ func (m *Master) run() error {
 	if m.watchdogTimer != nil {
 		m.watchdogTimer.Stop()
 	}
-	if m.upg != nil {
-		m.upg.Stop() // ends an upgrade in progress: tableflip kills the new master
-	}
-	m.wg.Wait()
 	m.closeSockets()
+	m.wg.Wait()
+	m.unlinkOwned()
 	if m.cfg.PIDFile != "" && !m.handedOver {
 		removePIDFile(m.cfg.PIDFile)
 	}
@@ -384,6 +390,12 @@ func (m *Master) handle(ev any) {
 
 func (m *Master) onAction(a signals.Action) {
 	m.emit(Event{Kind: EventAction, Action: a})
+	if a == signals.Shutdown || a == signals.Quit {
+		m.asked = true
+		if m.handedOver {
+			m.forwardStop(a)
+		}
+	}
 	if m.stopping && a != signals.Quit {
 		return
 	}
@@ -418,6 +430,7 @@ func (m *Master) stop(graceful bool, err error) {
 	}
 	m.stopping = true
 	m.quitting = !graceful
+	m.closeSockets()
 	if m.stopErr == nil {
 		m.stopErr = err
 	}
@@ -501,15 +514,31 @@ func workerEnviron(env []string) []string {
 	})
 }
 
+// closeSockets closes, once, this master's copies of every socket,
+// tableflip's included. A stop does it first: the workers then hold the
+// last copies, so the socket closes when the last of them stops accepting,
+// and a client that comes later is refused at once — instead of queuing
+// for nobody, to be reset at the master's exit. Workers need none of
+// these: none is spawned once a stop has begun.
+//
+// Stopping tableflip also ends an upgrade in progress (it kills the new
+// master). A new master that never served leaves tableflip alone: its
+// Stop would unlink unix sockets handed over as tableflip listeners by an
+// older gracefork, which the old master still serves.
 func (m *Master) closeSockets() {
+	if m.closed {
+		return
+	}
+	m.closed = true
 	for _, f := range m.files {
 		f.Close()
 	}
 	for _, ln := range m.lns {
 		ln.Close()
 	}
-	if m.upg != nil {
+	if m.upg != nil && !(m.hasParent() && !m.announced) {
 		m.upg.Stop()
+		<-m.upg.Exit() // closed once tableflip has closed its copies
 	}
 }
 

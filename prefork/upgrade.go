@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/cloudflare/tableflip"
 	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
+	"github.com/gracefork/gracefork/signals"
 )
 
 // reportFile is the name under which an old master hands its new master a
@@ -44,8 +46,26 @@ func (m *Master) onPredecessorGone(ev predecessorEvent) {
 
 // upgradeEvent is the end of an upgrade attempt.
 type upgradeEvent struct {
-	err    error
-	detail string // what the new master reported, if anything
+	err       error
+	detail    string // what the new master reported, if anything
+	successor int    // the new master's pid, when it took over and said so
+}
+
+// readyLine starts what a new master writes into the report pipe when it
+// is ready: its pid, so that the old master can pass on a stop it gets
+// after the handover.
+const readyLine = "gracefork ready pid="
+
+// parseReport splits what a new master wrote: its pid if it was ready,
+// and the rest, which says why it failed.
+func parseReport(s string) (pid int, detail string) {
+	if rest, ok := strings.CutPrefix(s, readyLine); ok {
+		line, more, _ := strings.Cut(rest, "\n")
+		if n, err := strconv.Atoi(line); err == nil && n > 0 {
+			return n, strings.TrimSpace(more)
+		}
+	}
+	return 0, s
 }
 
 // setupUpgrader takes this process's tableflip Upgrader, and, in a new
@@ -57,7 +77,10 @@ func (m *Master) setupUpgrader() error {
 	}
 	m.upg = upg
 	if upg != nil {
-		m.upgradeFn = upg.Upgrade
+		m.upgradeFn = func() (string, error) {
+			err := upg.Upgrade()
+			return readReport(m.report), err // set by prepareReport before the upgrade began
+		}
 	}
 	if upg != nil && upg.HasParent() {
 		m.parentReport, _ = upg.Fds.File(reportFile)
@@ -122,12 +145,11 @@ func (m *Master) startUpgrade() {
 	}
 	m.upgrading = true
 	m.emit(Event{Kind: EventUpgradeStarted})
-	upgrade, report := m.upgradeFn, m.report
+	upgrade := m.upgradeFn
 	m.wg.Go(func() {
-		ev := upgradeEvent{err: upgrade()}
-		if ev.err != nil {
-			ev.detail = readReport(report)
-		}
+		report, err := upgrade()
+		ev := upgradeEvent{err: err}
+		ev.successor, ev.detail = parseReport(report)
 		m.post(ev)
 	})
 }
@@ -176,6 +198,11 @@ func readReport(r *os.File) string {
 
 func (m *Master) onUpgrade(ev upgradeEvent) {
 	m.upgrading = false
+	if ev.err != nil && m.stopping {
+		// closeSockets stopped tableflip, which killed the new master.
+		m.emit(Event{Kind: EventUpgradeCancelled, Err: ev.err})
+		return
+	}
 	if ev.err != nil {
 		err := fmt.Errorf("prefork: upgrade failed, this master and its workers serve on: %w", ev.err)
 		if ev.detail != "" {
@@ -185,8 +212,49 @@ func (m *Master) onUpgrade(ev upgradeEvent) {
 		return
 	}
 	m.handedOver = true
-	m.emit(Event{Kind: EventUpgraded})
+	m.successor = ev.successor
+	m.emit(Event{Kind: EventUpgraded, Pid: ev.successor})
+	if m.stopping {
+		// The new master became ready just as this one began to stop: it
+		// serves now, so a stop that was asked for goes on to it.
+		switch {
+		case m.asked && m.quitting:
+			m.forwardStop(signals.Quit)
+		case m.asked:
+			m.forwardStop(signals.Shutdown)
+		}
+		return
+	}
 	m.stop(true, nil)
+}
+
+// forwardStop passes a stop asked of this master, after it handed over, on
+// to the new master: whoever stops the service may know only the old pid
+// (a PID file read earlier, a script), and a stop must stop the service,
+// not one generation of it. The signal sent is the one this master's
+// Options.Signals maps to the action.
+func (m *Master) forwardStop(a signals.Action) {
+	ev := Event{Kind: EventStopForwarded, Action: a, Pid: m.successor}
+	var sig os.Signal
+	for _, s := range m.cfg.Signals.Signals() {
+		if m.cfg.Signals[s] == a {
+			sig = s
+			break
+		}
+	}
+	switch {
+	case m.successor == 0:
+		ev.Err = errors.New("the new master did not say its pid (an older gracefork); stop it yourself")
+	case sig == nil:
+		ev.Err = fmt.Errorf("no signal maps to %v in Options.Signals; stop the new master yourself", a)
+	default:
+		if p, err := os.FindProcess(m.successor); err != nil {
+			ev.Err = err
+		} else if err := p.Signal(sig); err != nil {
+			ev.Err = fmt.Errorf("%v to pid %d: %w", sig, m.successor, err)
+		}
+	}
+	m.emit(ev)
 }
 
 // maybeAnnounce tells the world the master serves, once every slot has a
@@ -197,14 +265,16 @@ func (m *Master) maybeAnnounce() {
 		return
 	}
 	m.announced = true
+	if m.parentReport != nil {
+		// Before Ready: the old master reads it once Upgrade returns.
+		fmt.Fprintf(m.parentReport, "%s%d\n", readyLine, os.Getpid())
+		m.parentReport.Close()
+		m.parentReport = nil
+	}
 	if m.upg != nil {
 		if err := m.upg.Ready(); err != nil {
 			m.cfg.Logger.Error("tableflip ready", "err", err)
 		}
-	}
-	if m.parentReport != nil {
-		m.parentReport.Close()
-		m.parentReport = nil
 	}
 	if m.cfg.PIDFile != "" {
 		if err := writePIDFile(m.cfg.PIDFile); err != nil {
