@@ -41,6 +41,7 @@ type options struct {
 	workers      int
 	client       string
 	timeout      time.Duration
+	dialTimeout  time.Duration
 	warmup       time.Duration
 	repo         string
 	out          string
@@ -94,8 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if sc, err := chaos.LookupScenario(o.scenario); err == nil {
 		fmt.Fprintf(stdout, "chaos: scenario %s: %s\n", sc.Name, sc.Doc)
 	}
-	fmt.Fprintf(stdout, "chaos: targets=%s client=%s conns=%d workers=%d duration=%s faults=%q\n",
-		o.targets, cfg.Mode, cfg.Conns, cfg.Workers, cfg.Duration, o.faults)
+	fmt.Fprintf(stdout, "chaos: targets=%s client=%s conns=%d workers=%d duration=%s timeout=%s dial-timeout=%s faults=%q\n",
+		o.targets, cfg.Mode, cfg.Conns, cfg.Workers, cfg.Duration, cfg.Timeout, cfg.DialTimeout, o.faults)
 	var sums []*chaos.Summary
 	code := 0
 	for _, name := range strings.Split(o.targets, ",") {
@@ -141,7 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, chaos.RunConfig, err
 	fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
 	fs.IntVar(&o.workers, "workers", 2, "worker processes for prefork targets")
 	fs.StringVar(&o.client, "client", "strict", "strict (own HTTP/1.1 client, no retries) or retrying (net/http Client)")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request deadline")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request deadline (default: the scenario's, else 5s)")
+	fs.DurationVar(&o.dialTimeout, "dial-timeout", 0, "connect bound within the request deadline (default: the scenario's, else none)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "start of the load left out of the steady throughput")
 	fs.StringVar(&o.repo, "repo", "..", "repository root (holds examples/hello and bench/)")
 	fs.StringVar(&o.out, "out", "", "directory for <target>.csv timelines, timeline.svg and target logs")
@@ -184,6 +186,12 @@ func applyScenario(o *options, set map[string]bool) error {
 		if !set["duration"] {
 			o.duration = sc.Duration
 		}
+		if !set["timeout"] && sc.Timeout > 0 {
+			o.timeout = sc.Timeout
+		}
+		if !set["dial-timeout"] && sc.DialTimeout > 0 {
+			o.dialTimeout = sc.DialTimeout
+		}
 	}
 	if o.targets == "" {
 		o.targets = sc.Targets
@@ -209,6 +217,9 @@ func buildConfig(o *options) (chaos.RunConfig, error) {
 	if o.conns < 1 || o.workers < 1 || o.duration <= 0 || o.timeout <= 0 || o.requests < 0 {
 		return chaos.RunConfig{}, errors.New("-conns, -workers, -duration and -timeout must be positive, -requests not negative")
 	}
+	if o.dialTimeout < 0 {
+		return chaos.RunConfig{}, fmt.Errorf("-dial-timeout must not be negative, not %s", o.dialTimeout)
+	}
 	if o.duration > time.Hour {
 		return chaos.RunConfig{}, errors.New("-duration is capped at 1h")
 	}
@@ -227,7 +238,7 @@ func buildConfig(o *options) (chaos.RunConfig, error) {
 	return chaos.RunConfig{
 		Env:     chaos.BuildEnv{Repo: repo},
 		Workers: o.workers, Conns: o.conns, Duration: o.duration, Requests: o.requests,
-		Timeout: o.timeout, Mode: mode, Faults: faults, Warmup: o.warmup,
+		Timeout: o.timeout, DialTimeout: o.dialTimeout, Mode: mode, Faults: faults, Warmup: o.warmup,
 		StopGrace: o.stopGrace, LeftoverGrace: time.Second, OldMasterSignal: sig,
 		Progress: os.Stdout,
 	}, nil

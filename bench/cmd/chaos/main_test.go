@@ -39,6 +39,31 @@ func TestParseFlagsScenarios(t *testing.T) {
 	}
 }
 
+func TestParseFlagsStopScenarioTimeouts(t *testing.T) {
+	tests := []struct {
+		args          []string
+		timeout, dial time.Duration
+	}{
+		{[]string{"-scenario", "stop"}, 2 * time.Second, 750 * time.Millisecond},
+		{[]string{"-scenario", "stop", "-timeout", "3s", "-dial-timeout", "1s"}, 3 * time.Second, time.Second},
+		{[]string{"-scenario", "reload"}, 5 * time.Second, 0},
+		{[]string{"-dial-timeout", "300ms"}, 5 * time.Second, 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		o, cfg, err := parseFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Errorf("parseFlags(%q): %v", tt.args, err)
+			continue
+		}
+		if cfg.Timeout != tt.timeout || cfg.DialTimeout != tt.dial {
+			t.Errorf("parseFlags(%q): timeout=%s dial-timeout=%s, want %s %s", tt.args, cfg.Timeout, cfg.DialTimeout, tt.timeout, tt.dial)
+		}
+		if tt.args[0] == "-scenario" && tt.args[1] == "stop" && (o.targets != chaos.AllTargets || cfg.Duration != 6*time.Second || len(cfg.Faults) != 1) {
+			t.Errorf("parseFlags(%q): targets=%s duration=%s faults=%d", tt.args, o.targets, cfg.Duration, len(cfg.Faults))
+		}
+	}
+}
+
 func TestParseFlagsErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-scenario", "crash", "-faults", "at=1s action=hup"},
@@ -46,6 +71,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-target", "apache"},
 		{"-client", "lazy"},
 		{"-conns", "0"},
+		{"-dial-timeout", "-1s"},
 		{"-faults", "at=1s action=reboot"},
 		{"-gunicorn-old-master-signal", "kill"},
 		{"extra"},

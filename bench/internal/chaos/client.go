@@ -57,21 +57,129 @@ func (c Cause) String() string {
 
 // Classify maps a dial, write or read error to a failure cause.
 func Classify(err error) Cause {
+	return KindOf(err).Cause()
+}
+
+// ErrKind is the precise error behind a failed request: which errno, EOF
+// or deadline it was. Cause groups the kinds for the per-cause counts.
+type ErrKind uint8
+
+// The error kinds.
+const (
+	KindNone          ErrKind = iota // no error
+	KindRefused                      // ECONNREFUSED: nothing listened
+	KindConnReset                    // ECONNRESET: the peer sent RST
+	KindBrokenPipe                   // EPIPE: writing after the peer closed or reset
+	KindEOF                          // io.EOF: closed before any byte of the response
+	KindUnexpectedEOF                // io.ErrUnexpectedEOF: closed in the middle of the response
+	KindConnAborted                  // ECONNABORTED
+	KindDeadline                     // a deadline passed (os.ErrDeadlineExceeded, context.DeadlineExceeded, ETIMEDOUT)
+	KindNoPort                       // EAGAIN from connect: no free local port (the client's side)
+	Kind5xx                          // a 5xx response
+	KindOther                        // anything else
+)
+
+// String returns the kind as the report writes it.
+func (k ErrKind) String() string {
+	switch k {
+	case KindNone:
+		return "none"
+	case KindRefused:
+		return "ECONNREFUSED"
+	case KindConnReset:
+		return "ECONNRESET"
+	case KindBrokenPipe:
+		return "EPIPE"
+	case KindEOF:
+		return "EOF"
+	case KindUnexpectedEOF:
+		return "unexpected-EOF"
+	case KindConnAborted:
+		return "ECONNABORTED"
+	case KindDeadline:
+		return "deadline"
+	case KindNoPort:
+		return "EAGAIN"
+	case Kind5xx:
+		return "5xx"
+	case KindOther:
+		return "other"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Cause groups the kind into a failure cause.
+func (k ErrKind) Cause() Cause {
+	switch k {
+	case KindNone:
+		return OK
+	case KindRefused:
+		return CauseRefused
+	case KindConnReset, KindBrokenPipe, KindEOF, KindUnexpectedEOF, KindConnAborted:
+		return CauseReset
+	case KindDeadline:
+		return CauseTimeout
+	case Kind5xx:
+		return Cause5xx
+	}
+	return CauseOther
+}
+
+// KindOf maps a dial, write or read error to its kind. Unexpected EOF is
+// tested before EOF, and errnos before deadlines.
+func KindOf(err error) ErrKind {
 	var ne net.Error
 	switch {
 	case err == nil:
-		return OK
+		return KindNone
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return CauseRefused
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNABORTED):
-		return CauseReset
+		return KindRefused
+	case errors.Is(err, syscall.ECONNRESET):
+		return KindConnReset
+	case errors.Is(err, syscall.EPIPE):
+		return KindBrokenPipe
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return KindUnexpectedEOF
+	case errors.Is(err, io.EOF):
+		return KindEOF
+	case errors.Is(err, syscall.ECONNABORTED):
+		return KindConnAborted
+	case errors.Is(err, syscall.EAGAIN):
+		// Before the deadline test: Errno.Timeout is true for EAGAIN,
+		// which connect returns when no local port is free.
+		return KindNoPort
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &ne) && ne.Timeout():
-		return CauseTimeout
+		errors.Is(err, syscall.ETIMEDOUT), errors.As(err, &ne) && ne.Timeout():
+		return KindDeadline
 	}
-	return CauseOther
+	return KindOther
+}
+
+// Stage says where a request failed: before its connection was
+// established (dial), or on an established connection (write, read).
+type Stage uint8
+
+// The stages.
+const (
+	StageNone  Stage = iota // the request did not fail
+	StageDial               // connecting
+	StageWrite              // writing the request on an established connection
+	StageRead               // reading the response on an established connection
+)
+
+// String returns the stage as the report writes it.
+func (s Stage) String() string {
+	switch s {
+	case StageNone:
+		return "none"
+	case StageDial:
+		return "dial"
+	case StageWrite:
+		return "write"
+	case StageRead:
+		return "read"
+	}
+	return "stage(" + strconv.Itoa(int(s)) + ")"
 }
 
 // classifyStatus maps an HTTP status to OK or Cause5xx.
@@ -89,6 +197,11 @@ type Result struct {
 	Cause   Cause
 	PID     int32 // pid= in the response body, 0 if none
 	Slot    int16 // worker= in the response body, -1 if none or not a number
+	Stage   Stage
+	Kind    ErrKind
+	// Reused is set when the request went on a connection that had
+	// already carried a response (kept alive), not one dialled for it.
+	Reused bool
 }
 
 // Outcome is what one request returned.
@@ -97,6 +210,17 @@ type Outcome struct {
 	PID   int
 	Slot  int   // worker slot, -1 if unknown
 	Err   error // the error behind a failure, for diagnostics
+	// Stage and Kind say where and how a failed request failed.
+	Stage Stage
+	Kind  ErrKind
+	// Reused: the request went on a kept-alive connection.
+	Reused bool
+}
+
+// failed returns the outcome of a request that failed at stage with err.
+func failed(stage Stage, err error, reused bool) Outcome {
+	k := KindOf(err)
+	return Outcome{Cause: k.Cause(), Kind: k, Stage: stage, Err: err, Reused: reused}
 }
 
 // ClientMode selects the HTTP client.
@@ -119,7 +243,10 @@ type LoadConfig struct {
 	Duration time.Duration // length of the run
 	Requests int64         // total request budget; 0 means unbounded
 	Timeout  time.Duration // per-request deadline
-	Mode     ClientMode
+	// DialTimeout bounds the connect of a request (within Timeout); 0
+	// leaves it to Timeout.
+	DialTimeout time.Duration
+	Mode        ClientMode
 	// OnPID, if set, is called (from load goroutines) the first time a
 	// connection sees a response from a given pid.
 	OnPID func(pid int)
@@ -134,8 +261,10 @@ type requester interface {
 // LoadResult is what a load run recorded.
 type LoadResult struct {
 	Results []Result // every request, in no particular order
-	// Samples holds the first error seen for each failure cause.
-	Samples map[Cause]string
+	// Samples holds the first error seen for each failure cause, and
+	// KindSamples for each FailureKey.
+	Samples     map[Cause]string
+	KindSamples map[string]string
 	// Unfinished counts the requests still waiting for an answer when
 	// the run ended (not counted as failed), and LongestUnfinished is how
 	// long the oldest of them had waited: a stopped worker shows here.
@@ -157,11 +286,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig, start time.Time) (*LoadResult,
 
 	var shared *http.Client
 	if cfg.Mode == Retrying {
-		shared = newRetryingHTTPClient(cfg.Conns)
+		shared = newRetryingHTTPClient(cfg.Conns, cfg.DialTimeout)
 		defer shared.CloseIdleConnections()
 	}
 	perConn := make([][]Result, cfg.Conns)
-	samples := make([]map[Cause]string, cfg.Conns)
+	samples := make([]loopSamples, cfg.Conns)
 	unfinished := make([]time.Duration, cfg.Conns) // -1: none
 	var wg sync.WaitGroup
 	for i := range cfg.Conns {
@@ -169,7 +298,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig, start time.Time) (*LoadResult,
 		if cfg.Mode == Retrying {
 			r = &RetryingClient{URL: "http://" + cfg.Addr + "/", Client: shared, Timeout: cfg.Timeout}
 		} else {
-			r = NewStrictClient(cfg.Addr, cfg.Timeout)
+			sc := NewStrictClient(cfg.Addr, cfg.Timeout)
+			sc.DialTimeout = cfg.DialTimeout
+			r = sc
 		}
 		wg.Go(func() {
 			defer r.Close()
@@ -181,16 +312,21 @@ func RunLoad(ctx context.Context, cfg LoadConfig, start time.Time) (*LoadResult,
 	for _, rs := range perConn {
 		n += len(rs)
 	}
-	lr := &LoadResult{Results: make([]Result, 0, n), Samples: make(map[Cause]string)}
+	lr := &LoadResult{Results: make([]Result, 0, n), Samples: make(map[Cause]string), KindSamples: make(map[string]string)}
 	for i, rs := range perConn {
 		lr.Results = append(lr.Results, rs...)
 		if unfinished[i] >= 0 {
 			lr.Unfinished++
 			lr.LongestUnfinished = max(lr.LongestUnfinished, unfinished[i])
 		}
-		for c, e := range samples[i] {
+		for c, e := range samples[i].byCause {
 			if _, ok := lr.Samples[c]; !ok {
 				lr.Samples[c] = e
+			}
+		}
+		for k, e := range samples[i].byKey {
+			if _, ok := lr.KindSamples[k]; !ok {
+				lr.KindSamples[k] = e
 			}
 		}
 	}
@@ -200,22 +336,28 @@ func RunLoad(ctx context.Context, cfg LoadConfig, start time.Time) (*LoadResult,
 // loadLoop is one connection's request loop. It returns the results, an
 // error sample per cause, and how long the request cut by the end of the
 // run had waited (-1 if none was).
-func loadLoop(ctx context.Context, r requester, start time.Time, take func() bool, onPID func(int)) ([]Result, map[Cause]string, time.Duration) {
+func loadLoop(ctx context.Context, r requester, start time.Time, take func() bool, onPID func(int)) ([]Result, loopSamples, time.Duration) {
 	out := make([]Result, 0, 4096)
-	samples := make(map[Cause]string)
+	samples := loopSamples{byCause: make(map[Cause]string), byKey: make(map[string]string)}
 	cut := time.Duration(-1)
 	lastPID := 0
-	for ctx.Err() == nil && take() {
+	for !runOver(ctx) && take() {
 		t0 := time.Now()
 		o := r.Do(ctx)
 		t1 := time.Now()
-		if o.Cause == causeAborted || (o.Cause != OK && ctx.Err() != nil) {
+		if o.Cause == causeAborted || (o.Cause != OK && runOver(ctx)) {
 			cut = t1.Sub(t0) // cut by the end of the run, not the target's fault
 			break
 		}
-		out = append(out, Result{End: t1.Sub(start), Latency: t1.Sub(t0), Cause: o.Cause, PID: int32(o.PID), Slot: int16(o.Slot)})
-		if _, ok := samples[o.Cause]; !ok && o.Err != nil {
-			samples[o.Cause] = o.Err.Error()
+		out = append(out, Result{End: t1.Sub(start), Latency: t1.Sub(t0), Cause: o.Cause, PID: int32(o.PID), Slot: int16(o.Slot),
+			Stage: o.Stage, Kind: o.Kind, Reused: o.Reused})
+		if o.Err != nil {
+			if _, ok := samples.byCause[o.Cause]; !ok {
+				samples.byCause[o.Cause] = o.Err.Error()
+			}
+			if k := FailureKey(o.Stage, o.Kind); samples.byKey[k] == "" {
+				samples.byKey[k] = o.Err.Error()
+			}
 		}
 		if o.PID != 0 && o.PID != lastPID {
 			lastPID = o.PID
@@ -233,6 +375,32 @@ func loadLoop(ctx context.Context, r requester, start time.Time, take func() boo
 		}
 	}
 	return out, samples, cut
+}
+
+// runOver reports whether the run behind ctx is over: ctx is done, or its
+// deadline has passed. The second matters because the deadline passes
+// before ctx.Err() is set (by a timer, late on a loaded machine): in that
+// window a dial fails at once with "i/o timeout", which is the end of the
+// run, not the target's failure, and counting it spun the loop into
+// thousands of bogus dial timeouts.
+func runOver(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
+// loopSamples are one connection's first error per cause and per
+// FailureKey.
+type loopSamples struct {
+	byCause map[Cause]string
+	byKey   map[string]string
+}
+
+// FailureKey names a failure by stage and kind, such as "read ECONNRESET".
+func FailureKey(s Stage, k ErrKind) string {
+	return s.String() + " " + k.String()
 }
 
 // checkLoopback refuses any address that is not a loopback IP.
@@ -256,10 +424,14 @@ type StrictClient struct {
 	addr    string
 	timeout time.Duration
 	req     []byte
+	// DialTimeout bounds the connect (never past the request deadline);
+	// 0 leaves it to the request deadline. Set it before the first Do.
+	DialTimeout time.Duration
 
 	mu     sync.Mutex
 	conn   net.Conn
 	br     *bufio.Reader
+	used   bool // conn has carried a response
 	closed bool
 }
 
@@ -275,77 +447,98 @@ func NewStrictClient(addr string, timeout time.Duration) *StrictClient {
 
 // Do sends GET / and reads the whole response. When ctx ends during the
 // request the connection is closed and the outcome is not a failure of
-// the target.
+// the target. A failure says its stage: dial (nothing was accepted),
+// write or read (on an established connection), and whether the
+// connection was a kept-alive one.
 func (c *StrictClient) Do(ctx context.Context) Outcome {
 	deadline := time.Now().Add(c.timeout)
-	conn, br, o := c.connect(ctx, deadline)
+	conn, br, reused, o := c.connect(ctx, deadline)
 	if conn == nil {
 		return o
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	_ = conn.SetDeadline(deadline)
-	o = c.roundTrip(conn, br)
-	if ctx.Err() != nil {
+	o = c.roundTrip(conn, br, reused)
+	if runOver(ctx) {
 		c.drop()
 		return Outcome{Cause: causeAborted}
 	}
 	return o
 }
 
-// connect returns the kept-alive connection or dials a new one.
-func (c *StrictClient) connect(ctx context.Context, deadline time.Time) (net.Conn, *bufio.Reader, Outcome) {
+// connect returns the kept-alive connection (reused true) or dials a new
+// one, within DialTimeout and the request deadline.
+func (c *StrictClient) connect(ctx context.Context, deadline time.Time) (net.Conn, *bufio.Reader, bool, Outcome) {
 	c.mu.Lock()
-	conn, br, closed := c.conn, c.br, c.closed
+	conn, br, used, closed := c.conn, c.br, c.used, c.closed
 	c.mu.Unlock()
 	if closed {
-		return nil, nil, Outcome{Cause: causeAborted}
+		return nil, nil, false, Outcome{Cause: causeAborted}
 	}
 	if conn != nil {
-		return conn, br, Outcome{}
+		return conn, br, used, Outcome{}
 	}
 	d := net.Dialer{Deadline: deadline}
+	if c.DialTimeout > 0 {
+		d.Deadline = minTime(deadline, time.Now().Add(c.DialTimeout))
+	}
 	conn, err := d.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, Outcome{Cause: causeAborted}
+		if runOver(ctx) {
+			return nil, nil, false, Outcome{Cause: causeAborted}
 		}
-		return nil, nil, Outcome{Cause: Classify(err), Err: err}
+		return nil, nil, false, failed(StageDial, err, false)
 	}
 	br = bufio.NewReaderSize(conn, 4096)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		_ = conn.Close()
-		return nil, nil, Outcome{Cause: causeAborted}
+		return nil, nil, false, Outcome{Cause: causeAborted}
 	}
-	c.conn, c.br = conn, br
-	return conn, br, Outcome{}
+	c.conn, c.br, c.used = conn, br, false
+	return conn, br, false, Outcome{}
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // roundTrip writes the request and reads the response on conn.
-func (c *StrictClient) roundTrip(conn net.Conn, br *bufio.Reader) Outcome {
+func (c *StrictClient) roundTrip(conn net.Conn, br *bufio.Reader, reused bool) Outcome {
 	if _, err := conn.Write(c.req); err != nil {
 		c.drop()
-		return Outcome{Cause: Classify(err), Err: err}
+		return failed(StageWrite, err, reused)
 	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		c.drop()
-		return Outcome{Cause: Classify(err), Err: err}
+		return failed(StageRead, err, reused)
 	}
 	body, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
 		c.drop()
-		return Outcome{Cause: Classify(err), Err: err}
+		return failed(StageRead, err, reused)
 	}
 	if resp.Close {
 		c.drop()
+	} else {
+		c.mu.Lock()
+		if c.conn == conn {
+			c.used = true
+		}
+		c.mu.Unlock()
 	}
-	o := Outcome{Cause: classifyStatus(resp.StatusCode), PID: ParsePID(body), Slot: ParseSlot(body)}
+	o := Outcome{Cause: classifyStatus(resp.StatusCode), PID: ParsePID(body), Slot: ParseSlot(body), Reused: reused}
 	if o.Cause != OK {
 		o.Err = fmt.Errorf("status %s", resp.Status)
+		o.Stage, o.Kind = StageRead, Kind5xx
 	}
 	return o
 }
@@ -356,7 +549,7 @@ func (c *StrictClient) drop() {
 	defer c.mu.Unlock()
 	if c.conn != nil {
 		_ = c.conn.Close()
-		c.conn, c.br = nil, nil
+		c.conn, c.br, c.used = nil, nil, false
 	}
 }
 
@@ -376,10 +569,13 @@ type RetryingClient struct {
 }
 
 // newRetryingHTTPClient returns an http.Client that keeps up to conns idle
-// connections to the target and never uses a proxy.
-func newRetryingHTTPClient(conns int) *http.Client {
+// connections to the target and never uses a proxy; dialTimeout > 0
+// bounds each connect.
+func newRetryingHTTPClient(conns int, dialTimeout time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: dialTimeout}
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
+		DialContext:         d.DialContext,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
 		DisableCompression:  true,
@@ -404,14 +600,21 @@ func (c *RetryingClient) Do(ctx context.Context) Outcome {
 			o := Outcome{Cause: classifyStatus(resp.StatusCode), PID: ParsePID(body), Slot: ParseSlot(body)}
 			if o.Cause != OK {
 				o.Err = fmt.Errorf("status %s", resp.Status)
+				o.Stage, o.Kind = StageRead, Kind5xx
 			}
 			return o
 		}
 	}
-	if ctx.Err() != nil {
+	if runOver(ctx) {
 		return Outcome{Cause: causeAborted}
 	}
-	return Outcome{Cause: Classify(err), Err: err}
+	// net/http hides the stage; a dial error is still a *net.OpError
+	// with Op "dial". Reused is unknown (it retries on its own).
+	stage := StageRead
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
+		stage = StageDial
+	}
+	return failed(stage, err, false)
 }
 
 // Close is a no-op: the shared client's idle connections are closed by

@@ -191,6 +191,11 @@ type Scenario struct {
 	Duration time.Duration // default run length
 	Targets  string        // default target list
 	Doc      string
+	// Timeout and DialTimeout, when not 0, are the scenario's request
+	// deadline and connect bound (the -timeout and -dial-timeout flags
+	// override them).
+	Timeout     time.Duration
+	DialTimeout time.Duration
 }
 
 // AllTargets is the default target list.
@@ -199,7 +204,13 @@ const AllTargets = "gracefork,nethttp,fasthttp,gunicorn"
 // Scenarios are the schedules -scenario selects. The faulted ones start at
 // 4 s, so the steady baseline (after the 1 s warm-up) is 3 s long, and the
 // runs last 2.5 s past the last fault so the recovery after it can be
-// measured. The smoke stays short for CI.
+// measured. The smoke stays short for CI. The stop scenario TERMs the
+// master at 3 s and keeps the load on for 3 s more, so that what clients
+// meet after the drain is seen: refused dials, resets, timeouts. Its
+// connect bound (750 ms) is below Linux's first SYN retransmission (1 s),
+// so a dial into a full backlog, whose SYN is dropped, is a dial timeout;
+// its request deadline (2 s) lets a request written into a backlog that
+// nobody accepts time out before the end of the run.
 var Scenarios = []Scenario{
 	{Name: "steady", Duration: 15 * time.Second, Targets: AllTargets,
 		Doc: "no faults: baseline throughput and latency"},
@@ -215,6 +226,10 @@ var Scenarios = []Scenario{
 	{Name: "scale", Faults: "every=1.5s from=4s count=10 action=ttin; every=1.5s from=4.75s count=10 action=ttou",
 		Duration: 20 * time.Second, Targets: AllTargets,
 		Doc: "10 TTIN/TTOU pairs (one worker more, then one fewer)"},
+	{Name: "stop", Faults: "at=3s action=term",
+		Duration: 6 * time.Second, Targets: AllTargets,
+		Timeout: 2 * time.Second, DialTimeout: 750 * time.Millisecond,
+		Doc: "SIGTERM to the master at 3 s; the load goes on to 6 s: lost on accepted connections vs refused vs timed out"},
 	{Name: "smoke", Faults: "at=1.5s action=hup; at=2.75s action=hup",
 		Duration: 4 * time.Second, Targets: "gracefork",
 		Doc: "CI smoke: 2 HUP reloads in 4 s, gracefork only"},

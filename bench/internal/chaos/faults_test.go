@@ -67,7 +67,7 @@ func TestParseFaultsErrors(t *testing.T) {
 }
 
 func TestScenariosParse(t *testing.T) {
-	counts := map[string]int{"steady": 0, "reload": 10, "crash": 10, "upgrade": 5, "scale": 20, "smoke": 2}
+	counts := map[string]int{"steady": 0, "reload": 10, "crash": 10, "upgrade": 5, "scale": 20, "stop": 1, "smoke": 2}
 	for _, sc := range Scenarios {
 		fs, err := ParseFaults(sc.Faults)
 		if err != nil {
@@ -87,6 +87,41 @@ func TestScenariosParse(t *testing.T) {
 	}
 	if _, err := LookupScenario("nope"); err == nil {
 		t.Error("LookupScenario(nope) succeeded")
+	}
+}
+
+// TestStopScenarioSchedule checks the stop scenario's schedule: one
+// SIGTERM after a steady baseline, then enough load for what comes after
+// the drain to be seen, with bounds that make a dropped SYN a dial
+// timeout and a request stuck in a backlog a response timeout before the
+// run ends.
+func TestStopScenarioSchedule(t *testing.T) {
+	sc, err := LookupScenario("stop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := ParseFaults(sc.Faults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Fault{{3 * time.Second, ActTerm}}; !slices.Equal(fs, want) {
+		t.Fatalf("stop faults = %v, want %v", fs, want)
+	}
+	if sc.Duration != 6*time.Second || sc.Targets != AllTargets {
+		t.Errorf("stop runs %s on %s, want 6s on %s", sc.Duration, sc.Targets, AllTargets)
+	}
+	const warmup, synRetransmit = time.Second, time.Second // cmd/chaos's -warmup, Linux's first SYN RTO
+	if fs[0].At-warmup < 2*time.Second {
+		t.Errorf("steady window before the TERM is %s, want at least 2s", fs[0].At-warmup)
+	}
+	if sc.DialTimeout <= 0 || sc.DialTimeout >= synRetransmit {
+		t.Errorf("dial timeout %s must be in (0, %s): a dropped SYN must show as a dial timeout", sc.DialTimeout, synRetransmit)
+	}
+	if sc.Timeout <= sc.DialTimeout {
+		t.Errorf("request timeout %s must exceed the dial timeout %s", sc.Timeout, sc.DialTimeout)
+	}
+	if after := sc.Duration - fs[0].At; after < sc.Timeout+sc.DialTimeout {
+		t.Errorf("load runs %s after the TERM, less than a dial plus a request deadline (%s)", after, sc.Timeout+sc.DialTimeout)
 	}
 }
 

@@ -35,6 +35,9 @@ type Instance struct {
 	logf   *os.File
 	pgid   int
 	exited chan struct{} // closed when the started process was reaped
+	// exitedAt and exitStatus are set before exited is closed.
+	exitedAt   time.Time
+	exitStatus string
 
 	mu         sync.Mutex
 	master     int
@@ -42,6 +45,8 @@ type Instance struct {
 	targeted   map[int]bool // workers already hit by kill9/stop in this round
 	stopped    []int        // SIGSTOPped workers, to SIGCONT
 	answeredBy map[int]bool // pids that served a request
+	termAt     time.Time    // when the term action signalled termMaster
+	termMaster int
 }
 
 // live lists the started instances, so a signal handler can kill them all.
@@ -78,6 +83,8 @@ func (t *Target) start(ctx context.Context, l *launcher, addr string, workers in
 	live.Unlock()
 	go func() {
 		_ = cmd.Wait()
+		in.exitedAt = time.Now()
+		in.exitStatus = cmd.ProcessState.String()
 		close(in.exited)
 	}()
 	if err := WaitReady(ctx, addr, l.readyTimeout, in.exited); err != nil {
@@ -246,7 +253,16 @@ func (in *Instance) Inject(ctx context.Context, a Action, observeUntil time.Time
 	case ActTTOU:
 		return in.signalMaster(syscall.SIGTTOU)
 	case ActTerm:
-		return in.signalMaster(syscall.SIGTERM)
+		t := time.Now()
+		msg, err := in.signalMaster(syscall.SIGTERM)
+		if err == nil {
+			in.mu.Lock()
+			if in.termAt.IsZero() {
+				in.termAt, in.termMaster = t, in.master
+			}
+			in.mu.Unlock()
+		}
+		return msg, err
 	case ActUSR2:
 		if in.Target.Name == TGunicorn {
 			return in.gunicornUpgrade(ctx)
@@ -549,6 +565,41 @@ func pollUntil(ctx context.Context, deadline time.Time, cond func() bool) error 
 		case <-tick.C:
 		}
 	}
+}
+
+// Termed returns when the term action first signalled the master, and
+// which pid that was; the zero time if it never did.
+func (in *Instance) Termed() (time.Time, int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.termAt, in.termMaster
+}
+
+// StartedExit returns when the started process (the first master) was
+// reaped and its exit status, or ok false if it still runs.
+func (in *Instance) StartedExit() (at time.Time, status string, ok bool) {
+	select {
+	case <-in.exited:
+		return in.exitedAt, in.exitStatus, true
+	default:
+		return time.Time{}, "", false
+	}
+}
+
+// AwaitExit waits up to grace for the master to exit without signalling
+// it (it was already told to stop), then kills the group if it did not.
+func (in *Instance) AwaitExit(grace time.Duration) error {
+	in.ResumeStopped()
+	err := pollUntil(context.Background(), time.Now().Add(grace), func() bool {
+		ReapZombies(in.owns)
+		return !in.MasterAlive()
+	})
+	if err != nil {
+		m := in.Master()
+		in.Kill()
+		return fmt.Errorf("master pid=%d still alive %s after the end of the run: killed", m, grace)
+	}
+	return nil
 }
 
 // Stop ends the target: SIGCONT to stopped workers, SIGTERM to the

@@ -43,6 +43,101 @@ type Leftover struct {
 	Cmdline string `json:"cmdline"`
 }
 
+// Losses splits the failed requests by where they failed, which is what
+// a client can do about them: a request that failed on an established
+// connection may have reached the server (lost); a refused dial reached
+// nothing and is safe to retry elsewhere; a timeout left the client
+// waiting.
+type Losses struct {
+	// Accepted counts requests that failed with a reset, EOF or broken
+	// pipe after their connection was established (the kernel accepted
+	// it) and the request was being written or read.
+	Accepted int `json:"accepted"`
+	// AcceptedNew and AcceptedKeptAlive split Accepted: on a connection
+	// dialled for the request (one that waited in the backlog), or on a
+	// kept-alive one that had carried a response.
+	AcceptedNew       int `json:"accepted_new_conn"`
+	AcceptedKeptAlive int `json:"accepted_kept_alive"`
+	// Refused counts dials refused at once (ECONNREFUSED).
+	Refused int `json:"refused"`
+	// DialTimeout counts dials that met their connect bound (a full
+	// backlog drops the SYN); ResponseTimeout requests whose deadline
+	// passed on an established connection.
+	DialTimeout     int `json:"dial_timeout"`
+	ResponseTimeout int `json:"response_timeout"`
+	// Other is everything else (5xx, garbage, a dial reset).
+	Other int `json:"other"`
+	// ByError counts every failure by "<stage> <kind>", such as
+	// "read ECONNRESET" or "dial ECONNREFUSED".
+	ByError map[string]int `json:"by_error"`
+	// Samples holds one error message per ByError key.
+	Samples map[string]string `json:"samples,omitempty"`
+}
+
+// LossOf returns the Losses field a failed request counts in: "accepted",
+// "refused", "dial-timeout", "response-timeout" or "other"; "" for a
+// request that did not fail.
+func LossOf(stage Stage, k ErrKind) string {
+	established := stage == StageWrite || stage == StageRead
+	switch {
+	case k == KindNone:
+		return ""
+	case established && k.Cause() == CauseReset:
+		return "accepted"
+	case stage == StageDial && k == KindRefused:
+		return "refused"
+	case stage == StageDial && k == KindDeadline:
+		return "dial-timeout"
+	case established && k == KindDeadline:
+		return "response-timeout"
+	}
+	return "other"
+}
+
+// add counts one failed request.
+func (l *Losses) add(r Result) {
+	if l.ByError == nil {
+		l.ByError = make(map[string]int)
+	}
+	l.ByError[FailureKey(r.Stage, r.Kind)]++
+	switch LossOf(r.Stage, r.Kind) {
+	case "accepted":
+		l.Accepted++
+		if r.Reused {
+			l.AcceptedKeptAlive++
+		} else {
+			l.AcceptedNew++
+		}
+	case "refused":
+		l.Refused++
+	case "dial-timeout":
+		l.DialTimeout++
+	case "response-timeout":
+		l.ResponseTimeout++
+	default:
+		l.Other++
+	}
+}
+
+// StopReport is what the term action showed: how the master ended after
+// SIGTERM and what the load met afterwards.
+type StopReport struct {
+	TermAtS float64 `json:"term_at_s"` // when SIGTERM was sent, after the start of the load
+	Master  int     `json:"master"`
+	// ExitAfterS is how long the master took to exit after SIGTERM; nil
+	// when not measured (see Exit).
+	ExitAfterS *float64 `json:"exit_after_s,omitempty"`
+	// Exit is the master's exit status, or why the time is unknown.
+	Exit string `json:"exit"`
+	// OKAfter counts successful responses completed after SIGTERM, the
+	// last of them LastOKAfterS after it.
+	OKAfter      int     `json:"ok_after"`
+	LastOKAfterS float64 `json:"last_ok_after_s"`
+	// FailedBefore counts failures before SIGTERM (expected 0).
+	FailedBefore int `json:"failed_before"`
+	termAfter    time.Duration
+}
+
 // Summary is the report of one target's run.
 type Summary struct {
 	Target  string `json:"target"`
@@ -64,6 +159,10 @@ type Summary struct {
 	LongestUnfinishedS float64 `json:"longest_unfinished_s"`
 	// ErrorSamples holds one error message per failure cause.
 	ErrorSamples map[string]string `json:"error_samples,omitempty"`
+	// Losses splits Failed by where the requests failed.
+	Losses Losses `json:"losses"`
+	// Stop is set when the term action signalled the master.
+	Stop *StopReport `json:"stop,omitempty"`
 
 	// SteadyRPS is the mean throughput after warm-up and before the first
 	// fault; 0 when that window holds no complete bucket.
@@ -104,11 +203,20 @@ func (s *Summary) Summarize(results []Result, warmup, total time.Duration) {
 	shares := make(map[int]int)
 	s.SlotShares = make(map[int]int)
 	lat := make([]time.Duration, 0, len(results))
+	s.Losses.ByError = make(map[string]int)
 	for _, r := range results {
 		s.Requests++
+		if s.Stop != nil && r.End >= s.Stop.termAfter && r.Cause == OK {
+			s.Stop.OKAfter++
+			s.Stop.LastOKAfterS = max(s.Stop.LastOKAfterS, (r.End - s.Stop.termAfter).Seconds())
+		}
 		if r.Cause != OK {
 			s.Failed++
 			s.FailedBy[r.Cause.String()]++
+			s.Losses.add(r)
+			if s.Stop != nil && r.End < s.Stop.termAfter {
+				s.Stop.FailedBefore++
+			}
 			continue
 		}
 		s.OK++
@@ -243,6 +351,24 @@ func (f *FaultRecord) recovery(bs []Bucket, steady float64) {
 	f.Recovery = "not recovered by the end of the run"
 }
 
+// writeLosses prints the failures by where they failed.
+func (s *Summary) writeLosses(w io.Writer) {
+	l := s.Losses
+	fmt.Fprintf(w, "failed by stage: lost on accepted connections %d (new %d, kept-alive %d), refused dials %d, timeouts dial %d response %d, other %d\n",
+		l.Accepted, l.AcceptedNew, l.AcceptedKeptAlive, l.Refused, l.DialTimeout, l.ResponseTimeout, l.Other)
+	if len(l.ByError) == 0 {
+		return
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(l.ByError)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, l.ByError[k]))
+	}
+	fmt.Fprintf(w, "  by error: %s\n", strings.Join(parts, " "))
+	for _, k := range slices.Sorted(maps.Keys(l.Samples)) {
+		fmt.Fprintf(w, "  e.g. %s: %s\n", k, l.Samples[k])
+	}
+}
+
 // WriteText prints the summary for people.
 func (s *Summary) WriteText(w io.Writer) {
 	if s.Skipped != "" {
@@ -259,14 +385,10 @@ func (s *Summary) WriteText(w io.Writer) {
 		causes = append(causes, fmt.Sprintf("%s=%d", c, s.FailedBy[c.String()]))
 	}
 	fmt.Fprintf(w, "requests:   %d ok, %d failed (%s)\n", s.OK, s.Failed, strings.Join(causes, " "))
+	s.writeLosses(w)
 	if s.LongestUnfinishedS >= 0.5 {
 		fmt.Fprintf(w, "  %d request(s) unanswered at the end of the run, the oldest waiting %.2fs (not counted as failed)\n",
 			s.Unfinished, s.LongestUnfinishedS)
-	}
-	for _, c := range Causes {
-		if e, ok := s.ErrorSamples[c.String()]; ok {
-			fmt.Fprintf(w, "  e.g. %s: %s\n", c, e)
-		}
 	}
 	if s.SteadyRPS > 0 {
 		fmt.Fprintf(w, "throughput: steady %.0f req/s (%.2fs-%.2fs)\n", s.SteadyRPS, s.SteadyWindow[0], s.SteadyWindow[1])
@@ -305,6 +427,9 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "master:     %s\n", s.MasterExit)
+	if st := s.Stop; st != nil {
+		fmt.Fprintf(w, "after TERM: %d ok, the last %.2fs after it; %d failed before it\n", st.OKAfter, st.LastOKAfterS, st.FailedBefore)
+	}
 	if len(s.Leftovers) == 0 {
 		fmt.Fprintf(w, "left behind after master exit: none\n")
 	} else {

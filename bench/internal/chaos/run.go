@@ -22,8 +22,10 @@ type RunConfig struct {
 	Duration time.Duration
 	Requests int64
 	Timeout  time.Duration
-	Mode     ClientMode
-	Faults   []Fault
+	// DialTimeout bounds each connect (0: only Timeout).
+	DialTimeout time.Duration
+	Mode        ClientMode
+	Faults      []Fault
 	// Warmup is left out of the steady throughput.
 	Warmup time.Duration
 	// StopGrace bounds the wait for the master after the final SIGTERM.
@@ -88,7 +90,7 @@ func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
 	wg.Go(func() { faults = runSchedule(loadCtx, in, cfg.Faults, start, cfg.Progress) })
 	lr, err := RunLoad(loadCtx, LoadConfig{
 		Addr: addr, Conns: cfg.Conns, Duration: cfg.Duration, Requests: cfg.Requests,
-		Timeout: cfg.Timeout, Mode: cfg.Mode, OnPID: in.Answered,
+		Timeout: cfg.Timeout, DialTimeout: cfg.DialTimeout, Mode: cfg.Mode, OnPID: in.Answered,
 	}, start)
 	// The request budget may end the load early; faults stop with it.
 	stopLoad()
@@ -101,7 +103,8 @@ func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
 	stopWatch()
 	in.Observe()
 
-	s.MasterExit = stopTarget(ctx, in, cfg.StopGrace)
+	s.MasterExit = stopTarget(ctx, in, cfg.StopGrace, start)
+	s.Stop = stopReport(in, start)
 	for pid, cmdline := range in.Leftovers(cfg.LeftoverGrace) {
 		s.Leftovers = append(s.Leftovers, Leftover{PID: pid, Cmdline: cmdline})
 	}
@@ -114,16 +117,29 @@ func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
 	for c, e := range lr.Samples {
 		s.ErrorSamples[c.String()] = e
 	}
+	s.Losses.Samples = lr.KindSamples
 	s.Summarize(lr.Results, cfg.Warmup, total)
 	return s, nil
 }
 
-// stopTarget SIGTERMs the master and describes how it ended.
-func stopTarget(ctx context.Context, in *Instance, grace time.Duration) string {
+// stopTarget SIGTERMs the master and describes how it ended. A master
+// that the term action already signalled is not signalled again: it is
+// given grace to exit, and its exit is timed from that SIGTERM.
+func stopTarget(ctx context.Context, in *Instance, grace time.Duration, start time.Time) string {
 	if ctx.Err() != nil {
 		grace = min(grace, 2*time.Second) // interrupted: do not linger
 	}
 	m := in.Master()
+	if termAt, termed := in.Termed(); !termAt.IsZero() && termed == m {
+		if err := in.AwaitExit(grace); err != nil {
+			return err.Error()
+		}
+		if at, status, ok := in.StartedExit(); ok && m == in.cmd.Process.Pid {
+			return fmt.Sprintf("pid=%d exited %.2fs after SIGTERM (sent by the term action at %.2fs; %s)",
+				m, at.Sub(termAt).Seconds(), termAt.Sub(start).Seconds(), status)
+		}
+		return fmt.Sprintf("pid=%d exited after the SIGTERM of the term action at %.2fs", m, termAt.Sub(start).Seconds())
+	}
 	if !in.MasterAlive() {
 		return fmt.Sprintf("pid=%d had already exited before the end of the run", m)
 	}
@@ -132,6 +148,28 @@ func stopTarget(ctx context.Context, in *Instance, grace time.Duration) string {
 		return err.Error()
 	}
 	return fmt.Sprintf("pid=%d exited %.2fs after SIGTERM", m, d.Seconds())
+}
+
+// stopReport describes the term action's SIGTERM, if one was sent: when,
+// to which master, and how long that master took to exit (measured when
+// it is the started process, which Run has already waited for).
+func stopReport(in *Instance, start time.Time) *StopReport {
+	termAt, m := in.Termed()
+	if termAt.IsZero() {
+		return nil
+	}
+	r := &StopReport{TermAtS: termAt.Sub(start).Seconds(), Master: m, termAfter: termAt.Sub(start)}
+	at, status, ok := in.StartedExit()
+	switch {
+	case m != in.cmd.Process.Pid:
+		r.Exit = "not measured: the signalled master is not the started process"
+	case !ok:
+		r.Exit = "still running"
+	default:
+		d := at.Sub(termAt).Seconds()
+		r.ExitAfterS, r.Exit = &d, status
+	}
+	return r
 }
 
 // runSchedule fires the faults at their times after start until ctx ends,
