@@ -176,10 +176,10 @@ func (m *Master) init() error {
 	if m.notify, err = sdnotify.FromEnv(os.Getenv); err != nil {
 		return err
 	}
-	if m.watchdog, err = sdnotify.WatchdogInterval(os.Getenv, os.Getpid()); err != nil {
+	if err := m.setupUpgrader(); err != nil {
 		return err
 	}
-	if err := m.setupUpgrader(); err != nil {
+	if err := m.setupWatchdog(); err != nil {
 		return err
 	}
 	if f := m.cfg.PIDFile; f != "" && !m.hasParent() {
