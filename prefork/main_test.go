@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ func helperMain() int {
 	if !prefork.IsWorker() {
 		watchTest()
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := slog.New(slog.NewJSONHandler(logWriter(), nil))
 	upgraded := os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != ""
 	if g := os.Getenv("TEST_BOOT_GATE"); upgraded && g != "" {
 		os.Setenv("TEST_GATE_WORKERS", g) // this new master's workers wait at the gate
@@ -129,6 +130,26 @@ func helperMain() int {
 		return 1
 	}
 	return 0
+}
+
+// logWriter is where a helper master logs: stderr, or with TEST_LOG_FD
+// both stderr and that descriptor, for tests that take the master's stderr
+// away and still need to hear from it.
+func logWriter() io.Writer {
+	fd := envInt("TEST_LOG_FD", 0)
+	if fd <= 0 || prefork.IsWorker() || os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != "" {
+		return os.Stderr
+	}
+	syscall.CloseOnExec(fd) // the master's alone, not its workers'
+	return tee{os.NewFile(uintptr(fd), "log"), os.Stderr}
+}
+
+// tee writes to w and, failing or not, to also.
+type tee struct{ w, also io.Writer }
+
+func (t tee) Write(p []byte) (int, error) {
+	t.also.Write(p)
+	return t.w.Write(p)
 }
 
 func envOr(k, def string) string {

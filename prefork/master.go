@@ -256,6 +256,7 @@ func (m *Master) run() error {
 }
 
 func (m *Master) forwardSignals() (stop func()) {
+	ignorePipe.Do(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) })
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, m.cfg.Signals.Signals()...)
 	quit := make(chan struct{})
@@ -276,6 +277,15 @@ func (m *Master) forwardSignals() (stop func()) {
 	})
 	return func() { signal.Stop(sigc); close(quit) }
 }
+
+// ignorePipe catches SIGPIPE for the rest of the process's life, as the
+// workers do: when the reader of the master's stderr goes away (a log
+// pipe's reader restarted), Go's default would kill the master on its next
+// log line, and the workers with their serving sockets after it. Caught,
+// the write fails with EPIPE, which the loggers and the copy of the
+// workers' stderr ignore. Not stopped when Run returns: the master still
+// logs after that, and so may the program.
+var ignorePipe sync.Once
 
 // post hands an event to the loop, or drops it once the loop has ended.
 func (m *Master) post(ev any) {
