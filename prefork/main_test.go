@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,7 +68,11 @@ func helperMain() int {
 	if !prefork.IsWorker() {
 		watchTest()
 	}
-	log := slog.New(slog.NewJSONHandler(logWriter(), nil))
+	level := slog.LevelInfo
+	if os.Getenv("TEST_LOG_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewJSONHandler(logWriter(), &slog.HandlerOptions{Level: level}))
 	upgraded := os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != ""
 	if g := os.Getenv("TEST_BOOT_GATE"); upgraded && g != "" {
 		os.Setenv("TEST_GATE_WORKERS", g) // this new master's workers wait at the gate
@@ -102,6 +108,23 @@ func helperMain() int {
 		<-prefork.Draining()
 		fmt.Fprintf(buf, "bye pid=%d\n", pid)
 		buf.Flush()
+	})
+	// /orphan starts a shell that leaves a child behind, orphaned, and
+	// answers with the orphan's pid. The orphan waits on a pipe until its
+	// shell is gone (else the shell may reap it itself), then exits 0.
+	mux.HandleFunc("/orphan", func(w http.ResponseWriter, r *http.Request) {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer pw.Close()
+		cmd := exec.Command("/bin/sh", "-c", "{ read x <&3; exit 0; } >/dev/null 2>&1 & echo $!")
+		cmd.ExtraFiles = []*os.File{pr}
+		out, err := cmd.Output()
+		pr.Close()
+		pw.WriteString("go\n")
+		fmt.Fprintf(w, "%s %v", strings.TrimSpace(string(out)), err)
 	})
 	opts := prefork.Options{
 		Addr:             envOr("TEST_ADDR", "127.0.0.1:0"),

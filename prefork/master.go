@@ -275,7 +275,8 @@ func (m *Master) forwardSignals() (stop func()) {
 			}
 		}
 	})
-	return func() { signal.Stop(sigc); close(quit) }
+	stopReaper := m.startReaper()
+	return func() { signal.Stop(sigc); close(quit); stopReaper() }
 }
 
 // ignorePipe catches SIGPIPE for the rest of the process's life, as the

@@ -116,6 +116,9 @@ func (m *Master) startUpgrade() {
 	case m.waitingParent:
 		refuse("the previous master has not exited yet")
 		return
+	case os.Getpid() == 1:
+		refuse("this master is PID 1 (a container's init): the container would end with it; restart the container with the new binary instead")
+		return
 	}
 	if err := m.prepareReport(); err != nil {
 		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
