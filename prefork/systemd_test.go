@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gracefork/gracefork/internal/sdnotify"
+	"github.com/gracefork/gracefork/prefork"
 	"github.com/gracefork/gracefork/prefork/preforktest"
 	"golang.org/x/sys/unix"
 )
@@ -239,6 +240,12 @@ func TestE2EWatchdogFollowsUpgrades(t *testing.T) {
 		next := p.upgraded(&at, master)
 		ns.mark()
 		pings(t, msgs, 3, next, master)
+		for _, w := range prefork.ChildPids(next) {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", w))
+			if env := "\x00" + string(b); strings.Contains(env, "\x00WATCHDOG_") || strings.Contains(env, "\x00NOTIFY_SOCKET=") {
+				t.Fatalf("worker %d inherited systemd's variables: %q", w, b)
+			}
+		}
 		slow.finish(t, started["pid"])
 		waitGone(t, fds)
 		p.waitLog(&round, "previous master gone", map[string]any{"pid": next})
