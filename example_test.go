@@ -36,7 +36,7 @@ func Example_badOptions() {
 	err = prefork.Serve(http.NotFoundHandler(), prefork.Options{Addr: ":8080", Workers: -1})
 	fmt.Println(err)
 	// Output:
-	// prefork: Options.Addr = "localhost": missing port in address
+	// prefork: Options.Addr = "localhost": missing port in address; write "host:port", such as ":8080" or "127.0.0.1:8080"
 	// prefork: Options.Workers = -1: must not be negative
 }
 

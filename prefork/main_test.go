@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +77,7 @@ func helperMain() int {
 	if os.Getenv("TEST_LOG_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(logWriter(), &slog.HandlerOptions{Level: level}))
 	upgraded := os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != ""
 	if g := os.Getenv("TEST_BOOT_GATE"); upgraded && g != "" {
 		os.Setenv("TEST_GATE_WORKERS", g) // this new master's workers wait at the gate
@@ -129,6 +130,23 @@ func helperMain() int {
 		<-prefork.Draining()
 		fmt.Fprintf(buf, "bye pid=%d\n", pid)
 		buf.Flush()
+	})
+	// /orphan starts a shell that leaves a child behind, orphaned, and
+	// answers with the orphan's pid. The orphan waits on a pipe until its
+	// shell is gone (else the shell may reap it itself), then exits 0.
+	mux.HandleFunc("/orphan", func(w http.ResponseWriter, r *http.Request) {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer pw.Close()
+		cmd := exec.Command("/bin/sh", "-c", "{ read x <&3; exit 0; } >/dev/null 2>&1 & echo $!")
+		cmd.ExtraFiles = []*os.File{pr}
+		out, err := cmd.Output()
+		pr.Close()
+		pw.WriteString("go\n")
+		fmt.Fprintf(w, "%s %v", strings.TrimSpace(string(out)), err)
 	})
 	opts := prefork.Options{
 		Addr:             envOr("TEST_ADDR", "127.0.0.1:0"),
@@ -200,6 +218,26 @@ func helperMain() int {
 		return 1
 	}
 	return 0
+}
+
+// logWriter is where a helper master logs: stderr, or with TEST_LOG_FD
+// both stderr and that descriptor, for tests that take the master's stderr
+// away and still need to hear from it.
+func logWriter() io.Writer {
+	fd := envInt("TEST_LOG_FD", 0)
+	if fd <= 0 || prefork.IsWorker() || os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != "" {
+		return os.Stderr
+	}
+	syscall.CloseOnExec(fd) // the master's alone, not its workers'
+	return tee{os.NewFile(uintptr(fd), "log"), os.Stderr}
+}
+
+// tee writes to w and, failing or not, to also.
+type tee struct{ w, also io.Writer }
+
+func (t tee) Write(p []byte) (int, error) {
+	t.also.Write(p)
+	return t.w.Write(p)
 }
 
 func envOr(k, def string) string {

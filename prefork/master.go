@@ -190,10 +190,10 @@ func (m *Master) init() error {
 	if m.notify, err = sdnotify.FromEnv(os.Getenv); err != nil {
 		return err
 	}
-	if m.watchdog, err = sdnotify.WatchdogInterval(os.Getenv, os.Getpid()); err != nil {
+	if err := m.setupUpgrader(); err != nil {
 		return err
 	}
-	if err := m.setupUpgrader(); err != nil {
+	if err := m.setupWatchdog(); err != nil {
 		return err
 	}
 	if f := m.cfg.PIDFile; f != "" && !m.hasParent() {
@@ -299,6 +299,7 @@ func (m *Master) run() error {
 }
 
 func (m *Master) forwardSignals() (stop func()) {
+	ignorePipe.Do(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) })
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, m.cfg.Signals.Signals()...)
 	quit := make(chan struct{})
@@ -317,8 +318,18 @@ func (m *Master) forwardSignals() (stop func()) {
 			}
 		}
 	})
-	return func() { signal.Stop(sigc); close(quit) }
+	stopReaper := m.startReaper()
+	return func() { signal.Stop(sigc); close(quit); stopReaper() }
 }
+
+// ignorePipe catches SIGPIPE for the rest of the process's life, as the
+// workers do: when the reader of the master's stderr goes away (a log
+// pipe's reader restarted), Go's default would kill the master on its next
+// log line, and the workers with their serving sockets after it. Caught,
+// the write fails with EPIPE, which the loggers and the copy of the
+// workers' stderr ignore. Not stopped when Run returns: the master still
+// logs after that, and so may the program.
+var ignorePipe sync.Once
 
 // post hands an event to the loop, or drops it once the loop has ended.
 func (m *Master) post(ev any) {

@@ -27,6 +27,20 @@ const (
 	DefaultHeartbeatTimeout = 30 * time.Second
 )
 
+// Bounds of [Options], beyond which a setting cannot work.
+const (
+	// MaxWorkers bounds Options.Workers. Each worker is a whole process
+	// (several MiB of memory, a control socket, a share of the CPUs), and a
+	// Go worker serves many requests at once: more workers than cores
+	// gains nothing, and a thousand is far past any machine's cores.
+	MaxWorkers = 1024
+	// MinBootTimeout bounds Options.BootTimeout and UpgradeTimeout from
+	// below: a worker (or a new master with its workers) must start a
+	// process and the Go runtime and report ready, which takes more than
+	// a few milliseconds on a busy machine; less would fail healthy boots.
+	MinBootTimeout = time.Second
+)
+
 // Restart backoff: the first restart after a crash is immediate, each
 // further one in a row waits twice as long, from minBackoff up to
 // maxBackoff. A worker that served for servedWell clears the count: its
@@ -62,8 +76,8 @@ type Options struct {
 	// Addrs are further addresses to listen on; every worker serves them all.
 	Addrs []string
 
-	// Workers is the number of worker processes; default: GOMAXPROCS of
-	// the master, that is, one per available core.
+	// Workers is the number of worker processes, at most MaxWorkers;
+	// default: GOMAXPROCS of the master, that is, one per available core.
 	Workers int
 
 	// Server is the http.Server each worker serves with: timeouts,
@@ -104,8 +118,8 @@ type Options struct {
 	// DefaultDrainIdle.
 	DrainIdle time.Duration
 	// BootTimeout is how long a new worker may take to report ready
-	// before it is killed and counted as a failed boot. Default
-	// DefaultBootTimeout.
+	// before it is killed and counted as a failed boot; at least
+	// MinBootTimeout. Default DefaultBootTimeout.
 	BootTimeout time.Duration
 	// HeartbeatTimeout is how long a serving worker may go without a
 	// heartbeat (one a second) before the master kills it and restarts its
@@ -131,7 +145,8 @@ type Options struct {
 	// master of this program makes NewMaster refuse to start.
 	PIDFile string
 	// UpgradeTimeout bounds an upgrade: a new master not ready within it
-	// is killed and this one serves on. Default DefaultUpgradeTimeout.
+	// is killed and this one serves on. At least MinBootTimeout. Default
+	// DefaultUpgradeTimeout.
 	UpgradeTimeout time.Duration
 
 	// Signals maps signals to actions; default signals.Default(), Gunicorn's
@@ -166,9 +181,26 @@ type OptionError struct {
 	Err    error // the cause, when there is one (a failed bind)
 }
 
-// Error names the field, the value and what is wrong with it.
+// Error names the field, the value as it would be written in Go (a
+// duration as "-1s", a string quoted, a signal map as
+// "{SIGKILL: shutdown}") and what is wrong with it.
 func (e *OptionError) Error() string {
-	return fmt.Sprintf("prefork: Options.%s = %#v: %s", e.Field, e.Value, e.Reason)
+	return fmt.Sprintf("prefork: Options.%s = %s: %s", e.Field, formatValue(e.Value), e.Reason)
+}
+
+// phrase is an OptionError value that describes rather than quotes.
+type phrase string
+
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case phrase:
+		return string(v)
+	case fmt.Stringer: // time.Duration, signals.Map
+		return v.String()
+	}
+	return fmt.Sprint(v)
 }
 
 // Unwrap returns the cause, such as syscall.EADDRINUSE for a failed bind.
@@ -209,14 +241,25 @@ func (o Options) validate() (*config, error) {
 			*d.v = d.def
 		}
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"BootTimeout", c.BootTimeout}, {"UpgradeTimeout", c.UpgradeTimeout}} {
+		if d.v < MinBootTimeout {
+			return nil, &OptionError{Field: d.name, Value: d.v, Reason: "must be at least 1s (MinBootTimeout): starting processes and the Go runtime takes longer than that on a busy machine"}
+		}
+	}
 	if c.HeartbeatTimeout < 2*heartbeatInterval {
 		return nil, &OptionError{Field: "HeartbeatTimeout", Value: c.HeartbeatTimeout, Reason: "must be at least 2s: workers report once a second"}
 	}
 	if c.Workers < 0 {
 		return nil, &OptionError{Field: "Workers", Value: c.Workers, Reason: "must not be negative"}
 	}
+	if c.Workers > MaxWorkers {
+		return nil, &OptionError{Field: "Workers", Value: c.Workers, Reason: "must be at most 1024 (MaxWorkers): each worker is a whole process, and more workers than cores gain nothing"}
+	}
 	if c.Workers == 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers)
 	}
 	if c.MaxBootFailures < 0 {
 		return nil, &OptionError{Field: "MaxBootFailures", Value: c.MaxBootFailures, Reason: "must not be negative"}
@@ -232,7 +275,7 @@ func (o Options) validate() (*config, error) {
 	}
 	if t := c.Server; t != nil && t.TLSConfig != nil && len(t.TLSConfig.Certificates) == 0 &&
 		t.TLSConfig.GetCertificate == nil && t.TLSConfig.GetConfigForClient == nil {
-		return nil, &OptionError{Field: "Server.TLSConfig", Value: "no certificate", Reason: "set Certificates, GetCertificate or GetConfigForClient: a worker cannot serve TLS without one"}
+		return nil, &OptionError{Field: "Server.TLSConfig", Value: phrase("a tls.Config without a certificate"), Reason: "set Certificates, GetCertificate or GetConfigForClient: a worker cannot serve TLS without one"}
 	}
 	if c.PIDFile != "" {
 		if st, err := os.Stat(filepath.Dir(c.PIDFile)); err != nil || !st.IsDir() {

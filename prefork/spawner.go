@@ -139,8 +139,11 @@ func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 		}
 		fds = append(fds, fd)
 	}
-	pid, _, err := syscall.StartProcess(path, append([]string{path}, args...), &syscall.ProcAttr{
-		Env: spec.Env, Files: fds, Sys: workerSysProcAttr(),
+	pid, err := startWorker(func() (int, error) {
+		pid, _, err := syscall.StartProcess(path, append([]string{path}, args...), &syscall.ProcAttr{
+			Env: spec.Env, Files: fds, Sys: workerSysProcAttr(),
+		})
+		return pid, err
 	})
 	runtime.KeepAlive(spec)
 	if err != nil {
@@ -311,6 +314,7 @@ func (p *execProcess) Signal(sig os.Signal) error {
 // grandchild that keeps the pipes open must not stall the master.
 func (p *execProcess) Wait() Exit {
 	st, err := p.proc.Wait()
+	workerWaited(p.proc.Pid)
 	done := make(chan struct{})
 	go func() { p.copies.Wait(); close(done) }()
 	select {

@@ -31,7 +31,11 @@ type BootError struct {
 // Error quotes the last attempt's exit status and stderr.
 func (e *BootError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "prefork: worker slot %d failed to boot %d times in a row; last attempt: ", e.Slot, e.Attempts)
+	if e.Attempts == 1 {
+		fmt.Fprintf(&b, "prefork: worker slot %d failed to boot: ", e.Slot)
+	} else {
+		fmt.Fprintf(&b, "prefork: worker slot %d failed to boot %d times in a row; last attempt: ", e.Slot, e.Attempts)
+	}
 	switch {
 	case e.Spawn != nil:
 		b.WriteString(e.Spawn.Error())

@@ -138,6 +138,9 @@ func (m *Master) startUpgrade() {
 	case m.waitingParent:
 		refuse("the previous master has not exited yet")
 		return
+	case os.Getpid() == 1:
+		refuse("this master is PID 1 (a container's init): the container would end with it; restart the container with the new binary instead")
+		return
 	}
 	if err := m.prepareReport(); err != nil {
 		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
@@ -301,7 +304,29 @@ func (m *Master) allReady() bool {
 	return len(m.slots) > 0
 }
 
+// setupWatchdog turns systemd's watchdog on when it is meant for this
+// master: WATCHDOG_PID is its own pid, or, in a master started by an
+// upgrade, the old master's, whose environment it inherited and whose
+// place it takes. It then names itself in WATCHDOG_PID, so that the master
+// it starts at the next upgrade sees "my parent" in turn.
+func (m *Master) setupWatchdog() error {
+	pids := []int{os.Getpid()}
+	if m.hasParent() {
+		pids = append(pids, os.Getppid())
+	}
+	var err error
+	if m.watchdog, err = sdnotify.WatchdogInterval(os.Getenv, pids...); err != nil || m.watchdog == 0 {
+		return err
+	}
+	return os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+}
+
+// pingWatchdog pings now and every m.watchdog, until this master has
+// handed over to a new one, which pings from then on.
 func (m *Master) pingWatchdog() {
+	if m.handedOver {
+		return
+	}
 	m.sdNotify(sdnotify.Watchdog())
 	m.watchdogTimer = m.after(m.watchdog, m.pingWatchdog)
 }

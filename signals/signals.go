@@ -102,10 +102,10 @@ func (m Map) Validate() error {
 	for _, sig := range m.Signals() {
 		a := m[sig]
 		if sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
-			return fmt.Errorf("signals: %v cannot be caught, so it cannot mean %v", sig, a)
+			return fmt.Errorf("signals: %s cannot be caught, so it cannot mean %v", name(sig), a)
 		}
 		if !a.valid() {
-			return fmt.Errorf("signals: %v maps to unknown %v", sig, a)
+			return fmt.Errorf("signals: %s maps to unknown %v", name(sig), a)
 		}
 		stoppable = stoppable || a == Shutdown || a == Quit
 	}
@@ -123,4 +123,35 @@ func (m Map) Signals() []os.Signal {
 	}
 	slices.SortFunc(sigs, func(a, b os.Signal) int { return strings.Compare(a.String(), b.String()) })
 	return sigs
+}
+
+// String lists the map as a person writes it, in the order of Signals:
+// "{SIGHUP: reload, SIGTERM: shutdown}".
+func (m Map) String() string {
+	parts := make([]string, 0, len(m))
+	for _, sig := range m.Signals() {
+		parts = append(parts, name(sig)+": "+m[sig].String())
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+var sigNames = map[os.Signal]string{
+	syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
+	syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGSTOP: "SIGSTOP",
+	syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH",
+	syscall.SIGTTIN: "SIGTTIN", syscall.SIGTTOU: "SIGTTOU", syscall.SIGALRM: "SIGALRM",
+	syscall.SIGCHLD: "SIGCHLD", syscall.SIGCONT: "SIGCONT", syscall.SIGPIPE: "SIGPIPE",
+	syscall.SIGTSTP: "SIGTSTP",
+}
+
+// name is a signal's name as kill(1) and systemd write it ("SIGHUP"),
+// or its description for a signal without a common name.
+func name(sig os.Signal) string {
+	if n, ok := sigNames[sig]; ok {
+		return n
+	}
+	if s, ok := sig.(syscall.Signal); ok && !strings.HasPrefix(s.String(), "signal ") {
+		return fmt.Sprintf("signal %d (%v)", int(s), s)
+	}
+	return sig.String()
 }

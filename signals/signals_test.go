@@ -33,17 +33,19 @@ func TestValidateRejects(t *testing.T) {
 		m    Map
 		want string
 	}{
-		{"kill", Map{syscall.SIGTERM: Shutdown, syscall.SIGKILL: Reload}, "killed cannot be caught"},
-		{"stop", Map{syscall.SIGTERM: Shutdown, syscall.SIGSTOP: Quit}, "stopped (signal) cannot be caught"},
-		{"unknown", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 42}, "unknown action(42)"},
-		{"zero", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 0}, "unknown action(0)"},
+		{"kill", Map{syscall.SIGTERM: Shutdown, syscall.SIGKILL: Reload}, "signals: SIGKILL cannot be caught, so it cannot mean reload"},
+		{"stop", Map{syscall.SIGTERM: Shutdown, syscall.SIGSTOP: Quit}, "signals: SIGSTOP cannot be caught, so it cannot mean quit"},
+		{"unknown", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 42}, "signals: SIGHUP maps to unknown action(42)"},
+		{"zero", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 0}, "signals: SIGHUP maps to unknown action(0)"},
+		{"unnamed", Map{syscall.SIGTERM: Shutdown, syscall.Signal(40): 0}, "signals: signal 40 maps to unknown action(0)"},
+		{"described", Map{syscall.SIGTERM: Shutdown, syscall.SIGSEGV: 0}, "signals: signal 11 (segmentation fault) maps to unknown action(0)"},
 		{"no way out", Map{syscall.SIGHUP: Reload}, ErrNoShutdown.Error()},
 		{"empty", Map{}, ErrNoShutdown.Error()},
 	}
 	for _, c := range cases {
 		err := c.m.Validate()
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: Validate() = %v, want it to say %q", c.name, err, c.want)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: Validate() = %v, want %q", c.name, err, c.want)
 		}
 	}
 	if err := (Map{syscall.SIGHUP: Reload}).Validate(); !errors.Is(err, ErrNoShutdown) {
@@ -79,6 +81,19 @@ func TestSignalsStableOrder(t *testing.T) {
 	for i := range a {
 		if a[i] != b[i] {
 			t.Fatalf("order differs at %d: %v vs %v", i, a[i], b[i])
+		}
+	}
+}
+
+func TestMapString(t *testing.T) {
+	cases := map[string]Map{
+		"{}":                                   {},
+		"{SIGKILL: shutdown}":                  {syscall.SIGKILL: Shutdown},
+		"{SIGHUP: upgrade, SIGTERM: shutdown}": {syscall.SIGHUP: Upgrade, syscall.SIGTERM: Shutdown},
+	}
+	for want, m := range cases {
+		if got := m.String(); got != want {
+			t.Errorf("%#v.String() = %q, want %q", m, got, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,13 +86,18 @@ func monotonicUsec() int64 {
 
 // WatchdogInterval returns how often to ping when systemd's watchdog is on
 // for this process: half of WATCHDOG_USEC, as sd_watchdog_enabled(3)
-// advises; zero when it is off or meant for another pid.
-func WatchdogInterval(getenv func(string) string, pid int) (time.Duration, error) {
+// advises; zero when it is off. WATCHDOG_PID, when set, names the process
+// the watchdog is meant for (sd_watchdog_enabled(3): another pid means
+// off); pids are the ones that count as this process — its own, and for a
+// new master started by a binary upgrade, the old master it takes over from
+// (it inherited the old master's environment, and becomes the main pid
+// with MAINPID=).
+func WatchdogInterval(getenv func(string) string, pids ...int) (time.Duration, error) {
 	v := getenv("WATCHDOG_USEC")
 	if v == "" {
 		return 0, nil
 	}
-	if p := getenv("WATCHDOG_PID"); p != "" && p != strconv.Itoa(pid) {
+	if p := getenv("WATCHDOG_PID"); p != "" && !slices.ContainsFunc(pids, func(pid int) bool { return p == strconv.Itoa(pid) }) {
 		return 0, nil
 	}
 	us, err := strconv.ParseInt(v, 10, 64)

@@ -91,11 +91,12 @@ func TestWatchdogInterval(t *testing.T) {
 		{env("WATCHDOG_USEC", "2000000"), time.Second, false},
 		{env("WATCHDOG_USEC", "2000000", "WATCHDOG_PID", "7"), time.Second, false},
 		{env("WATCHDOG_USEC", "2000000", "WATCHDOG_PID", "8"), 0, false},
+		{env("WATCHDOG_USEC", "2000000", "WATCHDOG_PID", "3"), time.Second, false}, // the old master's
 		{env("WATCHDOG_USEC", "soon"), 0, true},
 		{env("WATCHDOG_USEC", "-1"), 0, true},
 	}
 	for i, c := range cases {
-		got, err := WatchdogInterval(c.env, 7)
+		got, err := WatchdogInterval(c.env, 7, 3)
 		if got != c.want || (err != nil) != c.bad {
 			t.Errorf("case %d: %v, %v", i, got, err)
 		}

@@ -43,7 +43,15 @@ func Parse(s string) (Addr, error) {
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return Addr{}, errors.New(strings.TrimPrefix(err.Error(), "address "+s+": "))
+		msg := strings.TrimPrefix(err.Error(), "address "+s+": ")
+		if strings.Contains(s, "/") {
+			msg += fmt.Sprintf(`; for a unix socket write "unix:%s"`, s)
+		} else if _, err := strconv.Atoi(s); err == nil {
+			msg += fmt.Sprintf(`; for port %s on every address write ":%s"`, s, s)
+		} else {
+			msg += `; write "host:port", such as ":8080" or "127.0.0.1:8080"`
+		}
+		return Addr{}, errors.New(msg)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 {

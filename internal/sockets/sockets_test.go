@@ -25,20 +25,22 @@ func TestParse(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"":                                  "empty",
-		"8080":                              "missing port",
-		"127.0.0.1:http":                    `port "http"`,
-		"127.0.0.1:70000":                   `port "70000"`,
-		"127.0.0.1:-1":                      `port "-1"`,
-		"a b:80":                            `host "a b"`,
-		"unix:":                             "without a path",
-		"unix:/no/such/dir/sock":            "no such file or directory",
-		"unix:/" + strings.Repeat("x", 120): "limit is 107",
+		"":                                  "empty address",
+		"8080":                              `missing port in address; for port 8080 on every address write ":8080"`,
+		"localhost":                         `missing port in address; write "host:port", such as ":8080" or "127.0.0.1:8080"`,
+		"/run/app.sock":                     `missing port in address; for a unix socket write "unix:/run/app.sock"`,
+		"127.0.0.1:http":                    `port "http" is not a number from 0 to 65535`,
+		"127.0.0.1:70000":                   `port "70000" is not a number from 0 to 65535`,
+		"127.0.0.1:-1":                      `port "-1" is not a number from 0 to 65535`,
+		"a b:80":                            `host "a b" is not a host name or IP address`,
+		"unix:":                             "unix: address without a path",
+		"unix:/no/such/dir/sock":            "directory /no/such/dir: no such file or directory",
+		"unix:/" + strings.Repeat("x", 120): "unix socket path is 121 bytes long, the limit is 107",
 	}
 	for in, want := range bad {
 		_, err := Parse(in)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Parse(%q) = %v, want an error saying %q", in, err, want)
+		if err == nil || err.Error() != want {
+			t.Errorf("Parse(%q) = %v, want the error %q", in, err, want)
 		}
 	}
 }

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package prefork
+
+// Reaping orphans as PID 1 is Linux-only (containers); elsewhere these do
+// nothing.
+
+func startWorker(start func() (int, error)) (int, error) { return start() }
+
+func workerWaited(int) {}
+
+func (m *Master) startReaper() (stop func()) { return func() {} }
