@@ -396,7 +396,19 @@ func (m *Master) handle(ev any) {
 	case predecessorEvent:
 		m.onPredecessorGone(ev)
 	}
-	m.runActions() // on any event: the wake-up may not have fit in the queue
+	if _, ok := ev.(actionsEvent); ok || m.actionsLost() {
+		m.runActions()
+	}
+}
+
+// actionsLost reports queued actions whose wake-up did not fit in the full
+// events queue; the loop takes them after the next event. While a wake-up
+// is queued the actions wait for it, so that they run in their place in
+// the queue and no stale wake-up is left behind.
+func (m *Master) actionsLost() bool {
+	m.actionsMu.Lock()
+	defer m.actionsMu.Unlock()
+	return len(m.actions) > 0 && !m.woken
 }
 
 func (m *Master) onAction(a signals.Action) {
