@@ -44,6 +44,7 @@ const (
 	EventRestored                              // a degraded slot has a ready worker again: Slot, Generation, Pid
 	EventUpgradeCancelled                      // a stop came during an upgrade; the new master was killed: Err
 	EventStopForwarded                         // a stop (Action) asked after a handover went on to the new master (Pid); Err if it could not
+	EventStoppedAccepting                      // at a stop, a worker closed its listeners; it drains once every worker has
 )
 
 var eventNames = [...]string{
@@ -76,6 +77,7 @@ var eventNames = [...]string{
 	EventRestored:         "restored",
 	EventUpgradeCancelled: "upgrade cancelled by the stop",
 	EventStopForwarded:    "stop forwarded to the new master",
+	EventStoppedAccepting: "stopped accepting",
 }
 
 // String is the event's log message.

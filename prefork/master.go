@@ -65,7 +65,11 @@ type Master struct {
 	stopErr  error
 	asked    bool // a Shutdown or Quit was asked for: a new master that took over gets it too
 	closed   bool // closeSockets has run
-	reload   reloadState
+	// The first phase of a final stop (see stop): the workers are closing
+	// their listeners; the drain waits for them, until closeWaitTimer.
+	closingLns     bool
+	closeWaitTimer Timer
+	reload         reloadState
 
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
@@ -96,6 +100,7 @@ type worker struct {
 	readyAt      time.Time
 	ready        bool
 	stopping     bool // the master asked it to go
+	closingLns   bool // told to close its listeners at a stop; has not said it did
 	bootTimedOut bool
 	killed       bool // the master sent SIGKILL: what it says now no longer counts
 	bootTimer    Timer
@@ -442,8 +447,34 @@ func (m *Master) onAction(a signals.Action) {
 	}
 }
 
+// closeListenersWait bounds the first phase of a final stop: how long the
+// drain waits for workers that have not said they closed their listeners
+// (still booting, stalled, or of an older build).
+const closeListenersWait = time.Second
+
 // stop drains (graceful) or quits every worker; no worker starts after it.
 // A quit may follow a graceful stop and hurries it; the reverse does nothing.
+//
+// A final graceful stop — Shutdown, or giving up, by a master that did not
+// hand over — has two phases, so that no client is told to reconnect while
+// a copy of the socket still accepts:
+//
+//  1. The master closes its own copies of the sockets, and tells every
+//     worker to close its copies (CloseListeners) and to serve the
+//     connections it has as before, keep-alive ones included. Each answers
+//     ListenersClosed.
+//  2. Once every worker has answered or exited — or closeListenersWait has
+//     passed — it tells them to drain: each keep-alive client learns from
+//     its next answer (Connection: close) to reconnect.
+//
+// With one phase, the first worker to drain sent its clients away while
+// another worker's copy still held the socket open: their reconnects
+// queued in its backlog, and the kernel reset them when the last copy
+// closed. Now the socket is closed everywhere first, and a reconnect is
+// refused at once (ECONNREFUSED: safe to retry elsewhere, never half-sent).
+//
+// A reload, a scale-down or a handover drains at once, in one phase: other
+// workers — this master's, or the new master's — accept on the socket.
 func (m *Master) stop(graceful bool, err error) {
 	if m.stopping && (graceful || m.quitting) {
 		return
@@ -461,10 +492,94 @@ func (m *Master) stop(graceful bool, err error) {
 	for _, s := range m.slots {
 		cancelRestart(s)
 	}
+	if graceful && !m.handedOver {
+		m.closeListeners()
+		return
+	}
+	m.endCloseWait() // a quit hurries the first phase: every worker quits now
 	for _, w := range m.liveWorkers() {
 		if !(graceful && w.stopping) {
 			m.stopWorker(w, graceful)
 		}
+	}
+}
+
+// closeListeners begins the first phase of a final stop (see stop). A
+// worker already stopping (drained by a reload or a scale-down) closed its
+// copies when its drain began: the stop does not wait for it. A worker
+// still booting is told too, and waited for: it reads its control channel
+// once it serves, and may have accepted connections by then, which a quit
+// would cut.
+func (m *Master) closeListeners() {
+	for _, w := range m.liveWorkers() {
+		if w.stopping {
+			continue
+		}
+		w.closingLns = true
+		m.send(w, control.Message{Type: control.TypeCloseListeners})
+	}
+	m.closingLns = true
+	m.closeWaitTimer = m.after(closeListenersWait, func() {
+		m.closeWaitTimer = nil
+		if !m.closingLns {
+			return
+		}
+		var late []string
+		for _, w := range m.liveWorkers() {
+			if w.closingLns {
+				late = append(late, w.String())
+			}
+		}
+		m.cfg.Logger.Warn("stop: draining although workers did not say they stopped accepting",
+			"after", closeListenersWait, "workers", strings.Join(late, ", "))
+		m.drainAfterClose()
+	})
+	m.maybeDrainAfterClose()
+}
+
+// listenersClosed notes that w has closed its listeners, or exited, during
+// the first phase of a stop.
+func (m *Master) listenersClosed(w *worker) {
+	if !w.closingLns {
+		return
+	}
+	w.closingLns = false
+	m.maybeDrainAfterClose()
+}
+
+// maybeDrainAfterClose begins the second phase once no live worker has a
+// listener open.
+func (m *Master) maybeDrainAfterClose() {
+	if !m.closingLns {
+		return
+	}
+	for w := range m.workers {
+		if w.closingLns {
+			return
+		}
+	}
+	m.drainAfterClose()
+}
+
+// drainAfterClose is the second phase of a final stop: drain every worker.
+func (m *Master) drainAfterClose() {
+	m.endCloseWait()
+	for _, w := range m.liveWorkers() {
+		if !w.stopping {
+			m.stopWorker(w, true)
+		}
+	}
+}
+
+// endCloseWait ends the first phase of a stop, if one is under way.
+func (m *Master) endCloseWait() {
+	m.closingLns = false
+	if m.closeWaitTimer != nil {
+		m.closeWaitTimer.Stop()
+		m.closeWaitTimer = nil
+	}
+	for w := range m.workers {
+		w.closingLns = false
 	}
 }
 

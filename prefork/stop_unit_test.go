@@ -5,8 +5,10 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gracefork/gracefork/prefork"
+	"github.com/gracefork/gracefork/prefork/preforktest"
 	"github.com/gracefork/gracefork/signals"
 )
 
@@ -137,5 +139,160 @@ func TestStopAfterHandoverIsForwarded(t *testing.T) {
 	w.Exit(0)
 	if err := r.result(); err != nil {
 		t.Fatalf("Run = %v", err)
+	}
+}
+
+// A final stop has two phases: every live worker closes its listeners,
+// and only then is any told to drain — so no client is sent to reconnect
+// while a copy of the socket still queues connections. A worker that exits
+// during the first phase counts as done.
+func TestStopDrainsOnlyOnceEveryWorkerStoppedAccepting(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 3})
+	ws := []*preforktest.Worker{r.boot(), r.boot(), r.boot()}
+	r.ev.Wait(t, prefork.EventServing, nil)
+	for _, w := range ws {
+		w.HoldListeners()
+	}
+	r.m.Shutdown()
+	for _, w := range ws {
+		w.WaitCloseListeners(t)
+	}
+	if err := ws[0].ListenersClosed(); err != nil {
+		t.Fatal(err)
+	}
+	r.ev.Wait(t, prefork.EventStoppedAccepting, func(e prefork.Event) bool { return e.Generation == ws[0].Generation })
+	ws[1].Exit(0) // gone during the first phase: it holds no socket now
+	r.ev.Wait(t, prefork.EventExited, func(e prefork.Event) bool { return e.Generation == ws[1].Generation })
+	r.barrier()
+	if n := countKind(r.ev, prefork.EventDraining); n != 0 {
+		t.Fatalf("%d workers told to drain while one still accepts; events:\n%s", n, r.ev)
+	}
+	if err := ws[2].ListenersClosed(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*preforktest.Worker{ws[0], ws[2]} {
+		if st := w.WaitStop(t); !st.Drain {
+			t.Fatalf("worker gen %d told %+v, want a drain", w.Generation, st)
+		}
+		w.Exit(0)
+	}
+	if err := r.result(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+// A worker that never says it stopped accepting (stalled, or of an older
+// build) holds the drain back for a bounded wait only.
+func TestStopDrainsAfterBoundedWaitForSilentWorker(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 2})
+	ws := []*preforktest.Worker{r.boot(), r.boot()}
+	r.ev.Wait(t, prefork.EventServing, nil)
+	ws[1].HoldListeners()
+	r.m.Shutdown()
+	ws[1].WaitCloseListeners(t)
+	r.ev.Wait(t, prefork.EventStoppedAccepting, func(e prefork.Event) bool { return e.Generation == ws[0].Generation })
+	r.barrier()
+	if n := countKind(r.ev, prefork.EventDraining); n != 0 {
+		t.Fatalf("%d workers told to drain before the wait ended; events:\n%s", n, r.ev)
+	}
+	r.clk.WaitTimer(t, time.Second)
+	r.clk.Advance(time.Second)
+	for _, w := range ws {
+		if st := w.WaitStop(t); !st.Drain {
+			t.Fatalf("worker gen %d told %+v, want a drain", w.Generation, st)
+		}
+		w.Exit(0)
+	}
+	if err := r.result(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+// A quit during the first phase hurries everything: every worker quits at
+// once, and the end of the bounded wait drains nobody.
+func TestQuitDuringStopAcceptingQuitsEveryWorker(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 2})
+	ws := []*preforktest.Worker{r.boot(), r.boot()}
+	r.ev.Wait(t, prefork.EventServing, nil)
+	for _, w := range ws {
+		w.HoldListeners()
+	}
+	r.m.Shutdown()
+	for _, w := range ws {
+		w.WaitCloseListeners(t)
+	}
+	r.m.Do(signals.Quit)
+	for _, w := range ws {
+		if st := w.WaitStop(t); st.Drain {
+			t.Fatalf("worker gen %d told %+v, want a quit", w.Generation, st)
+		}
+	}
+	r.clk.Advance(time.Second) // the first phase's wait, had it not ended
+	r.barrier()
+	ws[0].ListenersClosed() // late: changes nothing
+	for _, w := range ws {
+		w.Exit(0)
+	}
+	if err := r.result(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if n := countKind(r.ev, prefork.EventDraining); n != 0 {
+		t.Fatalf("%d drains after a quit; events:\n%s", n, r.ev)
+	}
+}
+
+// A reload in progress at the stop: its new worker, still booting, is
+// waited for too (it may have accepted connections by the time it reads
+// its control channel, which a quit would cut). Becoming ready during the
+// first phase, it retires nobody: the old worker is not drained early.
+func TestStopDuringReloadWaitsForBootingWorker(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	old := r.boot()
+	r.ev.Wait(t, prefork.EventServing, nil)
+	r.m.Do(signals.Reload)
+	next := r.next()
+	next.HoldListeners()
+	r.m.Shutdown()
+	old.WaitCloseListeners(t)
+	next.WaitCloseListeners(t)
+	r.ev.Wait(t, prefork.EventStoppedAccepting, func(e prefork.Event) bool { return e.Generation == old.Generation })
+	if err := next.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	r.ev.Wait(t, prefork.EventReady, func(e prefork.Event) bool { return e.Generation == next.Generation })
+	r.barrier()
+	if n := countKind(r.ev, prefork.EventDraining); n != 0 {
+		t.Fatalf("%d workers told to drain while the new one still accepts; events:\n%s", n, r.ev)
+	}
+	if err := next.ListenersClosed(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*preforktest.Worker{old, next} {
+		if st := w.WaitStop(t); !st.Drain {
+			t.Fatalf("worker gen %d told %+v, want a drain", w.Generation, st)
+		}
+		w.Exit(0)
+	}
+	if err := r.result(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+// A worker of a newer build may send a message type this master does not
+// know: the master skips it and reads on, instead of killing the worker
+// (a reload to a newer binary would otherwise become a crash loop).
+func TestMasterSkipsUnknownControlMessage(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	w := r.next()
+	if err := w.SendRaw([]byte("GF\x01\xc8\x00\x00\x00\x02hi")); err != nil { // type 200, 2 bytes
+		t.Fatal(err)
+	}
+	if err := w.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	r.ev.Wait(t, prefork.EventReady, nil)
+	r.finish(true)
+	if n := countKind(r.ev, prefork.EventProtocolError); n != 0 {
+		t.Fatalf("an unknown message type was a protocol error; events:\n%s", r.ev)
 	}
 }

@@ -118,6 +118,13 @@ func (m *Master) start(w *worker, reload bool) (Process, net.Conn, error) {
 func (m *Master) readControl(w *worker) {
 	for {
 		msg, err := control.Read(w.ctl)
+		if errors.Is(err, control.ErrType) {
+			// A newer worker's message, read whole (a reload to a newer
+			// binary): skip it. Killing the worker would turn a deploy
+			// into a crash loop.
+			m.cfg.Logger.Warn("master ignores an unknown control message", "worker", w.String(), "type", msg.Type.String())
+			continue
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				m.post(ctlErrEvent{w, err})
@@ -143,8 +150,15 @@ func (m *Master) onMessage(w *worker, msg control.Message) {
 		if w.ready && !w.stopping {
 			m.watchHeartbeat(w)
 		}
+	case control.TypeListenersClosed:
+		if w.closingLns {
+			m.emit(Event{Kind: EventStoppedAccepting, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid()})
+		}
+		m.listenersClosed(w)
 	default:
-		m.onProtocolError(w, fmt.Errorf("%w: %v is not for the master", control.ErrType, msg.Type))
+		// A message for workers, well formed: a bug in the worker, or a
+		// build that means something else by it. Not worth a kill.
+		m.cfg.Logger.Warn("master ignores a control message that is not for it", "worker", w.String(), "type", msg.Type.String())
 	}
 }
 
@@ -160,7 +174,7 @@ func (m *Master) onReady(w *worker) {
 	}
 	m.emit(Event{Kind: EventReady, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: w.readyAt.Sub(w.spawnedAt)})
 	s := w.s
-	if s.next == w && !w.stopping {
+	if s.next == w && !w.stopping && !m.stopping {
 		// Replace before retire: the new worker serves, then the old drains.
 		old := s.w
 		s.w, s.next = w, nil
@@ -234,6 +248,7 @@ func (m *Master) onBootTimeout(w *worker) {
 
 func (m *Master) onExit(w *worker, exit Exit) {
 	delete(m.workers, w)
+	defer m.listenersClosed(w) // its copies closed with it: a stop's first phase need not wait
 	w.ctl.Close()
 	w.bootTimer.Stop()
 	stopTimer(w.beatTimer)

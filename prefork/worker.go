@@ -33,11 +33,16 @@ type workerProc struct {
 
 	ctlMu    sync.Mutex
 	draining atomic.Bool
-	requests atomic.Uint64
-	inflight atomic.Int64 // handlers running, hijacked ones (WebSockets) included
-	conns    connTracker
-	h2       *h2Drainer
-	failed   chan error // a listener stopped serving on its own
+	// unlisted: the listeners are closed on purpose (the master's
+	// CloseListeners, or the drain); a server that stops serving then has
+	// not failed.
+	unlisted     atomic.Bool
+	closeLnsOnce sync.Once
+	requests     atomic.Uint64
+	inflight     atomic.Int64 // handlers running, hijacked ones (WebSockets) included
+	conns        connTracker
+	h2           *h2Drainer
+	failed       chan error // a listener stopped serving on its own
 }
 
 // drainStarted is closed when this worker starts to drain or quit.
@@ -267,7 +272,7 @@ func (w *workerProc) serve(ln net.Listener) {
 	} else {
 		err = w.srv.Serve(ln)
 	}
-	if !w.draining.Load() {
+	if !w.draining.Load() && !w.unlisted.Load() {
 		// ErrServerClosed here means the program closed Options.Server
 		// itself, which this worker serves with.
 		w.log.Error("worker listener failed", "addr", ln.Addr().String(), "err", err)
@@ -317,16 +322,16 @@ func (w *workerProc) hurry(ctx context.Context, cancel func(), sigc <-chan os.Si
 	}
 }
 
-// drain stops accepting — the socket lives on in the master and the other
-// workers, so queued connections are not lost — and waits until every
+// drain stops accepting — in a reload or a scale-down the socket lives on
+// in the master and the other workers, so queued connections are not lost;
+// in a final stop the master's CloseListeners closed it already — and
+// waits until every
 // connection is gone — answered with Connection: close, closed by its
 // hijacker, or waiting for a request and silent (nothing received) for
 // DrainIdle — and every handler has returned.
 func (w *workerProc) drain(ctx context.Context) {
 	w.startDrain()
-	for _, ln := range w.lns {
-		ln.Close()
-	}
+	w.closeListeners() // done already when the master's CloseListeners came first
 	w.h2.goAway()
 	tick := time.NewTicker(min(max(w.cfg.DrainIdle/10, 5*time.Millisecond), 50*time.Millisecond))
 	defer tick.Stop()
@@ -337,6 +342,17 @@ func (w *workerProc) drain(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// closeListeners stops accepting: it closes this worker's copies of the
+// sockets, once. The connections already open are served on as before.
+func (w *workerProc) closeListeners() {
+	w.unlisted.Store(true)
+	w.closeLnsOnce.Do(func() {
+		for _, ln := range w.lns {
+			ln.Close()
+		}
+	})
 }
 
 // readControl turns the master's messages into a stop request. EOF means
@@ -352,6 +368,11 @@ func (w *workerProc) readControl(stops chan<- stopReq) {
 	}
 	for {
 		msg, err := control.Read(w.ctl)
+		if errors.Is(err, control.ErrType) {
+			// A newer master's message, read whole: skip it.
+			w.log.Warn("worker ignores an unknown control message", "type", msg.Type.String())
+			continue
+		}
 		if err != nil {
 			why := "master gone"
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -366,6 +387,14 @@ func (w *workerProc) readControl(stops chan<- stopReq) {
 			ok = post(stopReq{drain: true, deadline: msg.Deadline, why: "master asked"})
 		case control.TypeQuit:
 			ok = post(stopReq{why: "master asked"})
+		case control.TypeCloseListeners:
+			// The first phase of the master's final stop: stop accepting,
+			// but answer keep-alive clients as before — no Connection:
+			// close yet — until the Drain that follows once every worker
+			// has closed its copies. See Master.stop.
+			w.closeListeners()
+			w.log.Debug("worker stopped accepting", "why", "master asked")
+			w.send(control.Message{Type: control.TypeListenersClosed})
 		default:
 			w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
 		}

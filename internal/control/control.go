@@ -19,6 +19,12 @@ import (
 // Version is the protocol version this package speaks. A peer that sends
 // another version is rejected, so a master and worker from different builds
 // fail loudly instead of misreading each other.
+//
+// New message types do not change it: a frame's length is in its header,
+// so a reader skips a type it does not know ([ErrType]) and reads on. A
+// master and a worker of different builds meet during a reload (the worker
+// runs the binary on disk); each ignores, with a warning, what only the
+// newer one knows.
 const Version = 1
 
 // MaxPayload is the largest payload a frame may carry.
@@ -31,7 +37,8 @@ var magic = [2]byte{'G', 'F'}
 // Type says what a message means.
 type Type uint8
 
-// The message types. Worker→master: Ready, Heartbeat. Master→worker: Drain, Quit.
+// The message types. Worker→master: Ready, Heartbeat, ListenersClosed.
+// Master→worker: Drain, Quit, CloseListeners.
 const (
 	// Ready: the worker is serving on every listener.
 	TypeReady Type = 1
@@ -41,6 +48,14 @@ const (
 	TypeDrain Type = 3
 	// Quit: close everything now and exit.
 	TypeQuit Type = 4
+	// CloseListeners: stop accepting — close every listener — but serve the
+	// connections already open as before, keep-alive included; answer
+	// ListenersClosed. The first phase of a master's final stop: a Drain
+	// follows.
+	TypeCloseListeners Type = 5
+	// ListenersClosed: the worker has closed every listener it held, in
+	// answer to CloseListeners.
+	TypeListenersClosed Type = 6
 )
 
 // String names the type, as logs show it.
@@ -54,6 +69,10 @@ func (t Type) String() string {
 		return "drain"
 	case TypeQuit:
 		return "quit"
+	case TypeCloseListeners:
+		return "close listeners"
+	case TypeListenersClosed:
+		return "listeners closed"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -80,7 +99,7 @@ type Message struct {
 // payloadLen is the exact payload size of each type; any other size is malformed.
 func payloadLen(t Type) (int, bool) {
 	switch t {
-	case TypeReady, TypeQuit:
+	case TypeReady, TypeQuit, TypeCloseListeners, TypeListenersClosed:
 		return 0, true
 	case TypeHeartbeat:
 		return 12, true
@@ -120,12 +139,27 @@ func Write(w io.Writer, m Message) error {
 
 // Read reads one frame from r. It returns io.EOF only when r ends cleanly
 // between frames; a frame cut short is io.ErrUnexpectedEOF.
+//
+// A well-formed frame of a type this build does not know is read whole and
+// returned as an error wrapping [ErrType], with the Message's Type set: r
+// stays at a frame boundary, so the caller may skip it and read on. Every
+// other error leaves r out of step.
 func Read(r io.Reader) (Message, error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return Message{}, err
 	}
 	t, n, err := parseHeader(h)
+	if errors.Is(err, ErrType) {
+		// n is within MaxPayload: skip the payload without holding it.
+		if _, cerr := io.CopyN(io.Discard, r, int64(n)); cerr != nil {
+			if cerr == io.EOF {
+				cerr = io.ErrUnexpectedEOF
+			}
+			return Message{}, cerr
+		}
+		return Message{Type: t}, err
+	}
 	if err != nil {
 		return Message{}, err
 	}
@@ -153,7 +187,7 @@ func parseHeader(h [headerLen]byte) (Type, uint32, error) {
 	}
 	want, ok := payloadLen(t)
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: %d", ErrType, h[3])
+		return t, n, fmt.Errorf("%w: %d", ErrType, h[3])
 	}
 	if int(n) != want {
 		return 0, 0, fmt.Errorf("%w: %s with %d bytes (want %d)", ErrPayload, t, n, want)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -14,6 +15,8 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeHeartbeat, Requests: 1<<40 + 7, Active: 3},
 		{Type: TypeDrain, Deadline: 30 * time.Second},
 		{Type: TypeQuit},
+		{Type: TypeCloseListeners},
+		{Type: TypeListenersClosed},
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
@@ -62,6 +65,36 @@ func TestReadRejects(t *testing.T) {
 	}
 }
 
+// A frame of a type this build does not know — one a newer peer sends
+// during a reload across builds — is read whole: the next frame reads fine.
+func TestReadSkipsUnknownType(t *testing.T) {
+	var buf bytes.Buffer
+	buf.Write([]byte("GF\x01\xc8\x00\x00\x00\x03abc")) // type 200, 3 bytes
+	Write(&buf, Message{Type: TypeQuit})
+	m, err := Read(&buf)
+	if !errors.Is(err, ErrType) || m.Type != 200 {
+		t.Fatalf("Read(type 200) = %+v, %v; want type 200 and ErrType", m, err)
+	}
+	if m, err := Read(&buf); err != nil || m.Type != TypeQuit {
+		t.Fatalf("Read after the unknown frame = %+v, %v; want quit", m, err)
+	}
+	// Cut short, it is still a cut frame.
+	if _, err := Read(bytes.NewReader([]byte("GF\x01\xc8\x00\x00\x00\x03a"))); err != io.ErrUnexpectedEOF {
+		t.Fatalf("Read(cut unknown frame) = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestTypeStrings(t *testing.T) {
+	for typ, want := range map[Type]string{
+		TypeReady: "ready", TypeHeartbeat: "heartbeat", TypeDrain: "drain", TypeQuit: "quit",
+		TypeCloseListeners: "close listeners", TypeListenersClosed: "listeners closed", 200: "type(200)",
+	} {
+		if got := typ.String(); got != want {
+			t.Errorf("Type(%d).String() = %q, want %q", uint8(typ), got, want)
+		}
+	}
+}
+
 func TestAppendUnknownType(t *testing.T) {
 	if _, err := Append(nil, Message{Type: 99}); !errors.Is(err, ErrType) {
 		t.Fatalf("Append(type 99) = %v, want ErrType", err)
@@ -75,16 +108,26 @@ func FuzzRead(f *testing.F) {
 		{Type: TypeReady}, {Type: TypeQuit},
 		{Type: TypeHeartbeat, Requests: 42, Active: 2},
 		{Type: TypeDrain, Deadline: time.Minute},
+		{Type: TypeCloseListeners}, {Type: TypeListenersClosed},
 	} {
 		b, _ := Append(nil, m)
 		f.Add(b)
 	}
 	f.Add([]byte("GF\x01\x02\xff\xff\xff\xff"))
+	f.Add([]byte("GF\x01\xc8\x00\x00\x00\x03abcGF\x01\x04\x00\x00\x00\x00")) // unknown type, then quit
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
 		m, err := Read(r)
+		if errors.Is(err, ErrType) {
+			// Skipped whole: exactly the header and the length it names.
+			used := len(in) - r.Len()
+			if used < headerLen || used != headerLen+int(binary.BigEndian.Uint32(in[4:8])) {
+				t.Fatalf("unknown type %d: consumed %d bytes of %x", m.Type, used, in)
+			}
+			return
+		}
 		if err != nil {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func (s *Spawner) Spawn(spec prefork.WorkerSpec) (prefork.Process, error) {
 	}
 	w := &Worker{
 		Slot: spec.Slot, Generation: spec.Generation, Env: spec.Env, Listeners: len(spec.Listeners),
-		pid: pid, conn: conn, told: make(chan control.Message, 16),
+		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16),
 		exited: make(chan struct{}), signals: make(chan os.Signal, 16),
 	}
 	go w.read()
@@ -88,9 +89,13 @@ type Worker struct {
 	conn    net.Conn
 	told    chan control.Message
 	signals chan os.Signal
-	once    sync.Once
-	exited  chan struct{}
-	exit    prefork.Exit
+	// CloseListeners: asked, and whether the worker leaves the answer to
+	// the test.
+	closeAsked chan struct{}
+	holdClose  atomic.Bool
+	once       sync.Once
+	exited     chan struct{}
+	exit       prefork.Exit
 }
 
 var _ prefork.Process = (*Worker)(nil)
@@ -157,6 +162,28 @@ func (w *Worker) end(e prefork.Exit) {
 	})
 }
 
+// HoldListeners makes the worker leave its answer to the master's
+// CloseListeners (the first phase of a stop) to the test: it answers when
+// the test calls ListenersClosed, or never, as a stalled worker. Without
+// it the worker answers at once.
+func (w *Worker) HoldListeners() { w.holdClose.Store(true) }
+
+// ListenersClosed tells the master the worker has closed its listeners.
+func (w *Worker) ListenersClosed() error {
+	return w.send(control.Message{Type: control.TypeListenersClosed})
+}
+
+// WaitCloseListeners waits until the master tells the worker to close its
+// listeners.
+func (w *Worker) WaitCloseListeners(t testing.TB) {
+	t.Helper()
+	select {
+	case <-w.closeAsked:
+	case <-time.After(Patience):
+		t.Fatalf("preforktest: worker slot %d gen %d was not told to close its listeners within %v", w.Slot, w.Generation, Patience)
+	}
+}
+
 // Stop is what the master told a worker: drain within Deadline, or quit.
 type Stop struct {
 	Drain    bool
@@ -164,6 +191,7 @@ type Stop struct {
 }
 
 // WaitStop waits until the master tells the worker to drain or quit.
+// CloseListeners, which comes first in a final stop, is not a stop.
 func (w *Worker) WaitStop(t testing.TB) Stop {
 	t.Helper()
 	select {
@@ -199,6 +227,16 @@ func (w *Worker) read() {
 				w.Exit(0) // the master closed the channel: it is gone
 			}
 			return
+		}
+		if m.Type == control.TypeCloseListeners {
+			select {
+			case w.closeAsked <- struct{}{}:
+			default:
+			}
+			if !w.holdClose.Load() {
+				w.ListenersClosed()
+			}
+			continue
 		}
 		w.told <- m
 	}
