@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 )
 
 // Action is something a master can be asked to do.
@@ -75,20 +74,11 @@ type Map map[os.Signal]Action
 
 // Default returns Gunicorn's signal table: HUP reload, TERM graceful
 // shutdown, INT and QUIT quick shutdown, USR1 reopen logs, USR2 upgrade,
-// WINCH stop workers, TTIN and TTOU one worker more and fewer.
-func Default() Map {
-	return Map{
-		syscall.SIGHUP:   Reload,
-		syscall.SIGTERM:  Shutdown,
-		syscall.SIGINT:   Quit,
-		syscall.SIGQUIT:  Quit,
-		syscall.SIGUSR1:  ReopenLogs,
-		syscall.SIGUSR2:  Upgrade,
-		syscall.SIGWINCH: StopWorkers,
-		syscall.SIGTTIN:  AddWorker,
-		syscall.SIGTTOU:  RemoveWorker,
-	}
-}
+// WINCH stop workers, TTIN and TTOU one worker more and fewer. On Windows,
+// which has none of the others and delivers only Ctrl-C and Ctrl-Break (as
+// INT) and a console's close, logoff or shutdown (as TERM), it is INT
+// quick shutdown and TERM graceful shutdown.
+func Default() Map { return defaultMap() }
 
 // ErrNoShutdown is returned by [Map.Validate] for a map that gives no
 // signal for Shutdown or Quit: a process nobody can stop with a signal.
@@ -101,7 +91,7 @@ func (m Map) Validate() error {
 	stoppable := false
 	for _, sig := range m.Signals() {
 		a := m[sig]
-		if sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
+		if uncatchable(sig) {
 			return fmt.Errorf("signals: %v cannot be caught, so it cannot mean %v", sig, a)
 		}
 		if !a.valid() {
