@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // checkPIDFile refuses to start when the PID file names a live gracefork
@@ -23,12 +22,12 @@ func checkPIDFile(path string) error {
 	if err != nil {
 		return nil // unreadable content: stale
 	}
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+	if processGone(pid) {
 		return nil
 	}
-	theirs, err1 := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	theirs, err1 := executableOf(pid)
 	mine, err2 := os.Executable()
-	if err1 != nil || err2 != nil || strings.TrimSuffix(theirs, " (deleted)") != mine {
+	if err1 != nil || err2 != nil || theirs != mine {
 		return nil
 	}
 	return fmt.Errorf("it names pid %d, a live master of this program (%s); stop it, or remove the file if you are sure", pid, mine)
