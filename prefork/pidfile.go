@@ -13,7 +13,9 @@ import (
 // checkPIDFile refuses to start when the PID file names a live gracefork
 // master: a live process running this same executable. A file naming a
 // dead process, or a pid reused by another program, is stale and will be
-// replaced.
+// replaced; so is a live one whose executable the system will not name
+// (see executableOf): binding the same address then refuses the second
+// master.
 func checkPIDFile(path string) error {
 	pid, err := readPIDFile(path)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && pid == os.Getpid()) {
