@@ -144,11 +144,17 @@
 //
 // # Caveats
 //
-// Linux is the supported platform (sockets are shared by inheritance,
-// process exits are awaited with pidfds in tests). Under "go run" the
-// master is a child of the go command: send signals to the master's pid,
-// not to go's, and an upgrade starts the binary go built, not your
-// source. Options must be the same in every process, which they are when
+// Linux is the main platform. macOS and FreeBSD run the same processes;
+// there a worker learns of its master's death from its control channel's
+// EOF once it serves (Linux also signals it while it boots), a worker whose
+// binary was deleted cannot be restarted, and the PID file check
+// recognises a live master only by its executable's path as the system
+// reports it. On Windows, Serve and NewMaster return an error wrapping
+// prefork.ErrUnsupported until a single-process mode exists.
+//
+// Under "go run" the master is a child of the go command: send signals to
+// the master's pid, not to go's, and an upgrade starts the binary go
+// built, not your source. Options must be the same in every process, which they are when
 // every process runs the same main with the same arguments. Workers and
 // new masters are started from the path the program was started as
 // (os.Args[0], symlinks kept), so a "current -> releases/vN" switch

@@ -1,3 +1,5 @@
+//go:build unix
+
 package prefork_test
 
 import (
@@ -195,15 +197,15 @@ func (p *proc) output() string {
 	return strings.Join(p.raw, "\n")
 }
 
-// pidfds opens a pidfd for each process, so its exit can be awaited
-// without polling, even though it is not our child.
+// pidfds opens a pidfd (a kqueue on the BSDs) for each process, so its
+// exit can be awaited without polling, even though it is not our child.
 func pidfds(t *testing.T, pids map[int]int) map[int]int {
 	t.Helper()
 	fds := map[int]int{}
 	for _, pid := range pids {
-		fd, err := unix.PidfdOpen(pid, 0)
+		fd, err := openExit(pid)
 		if err != nil {
-			t.Fatalf("pidfd_open(%d): %v", pid, err)
+			t.Fatalf("%s(%d): %v", openExitName, pid, err)
 		}
 		t.Cleanup(func() { unix.Close(fd) })
 		fds[pid] = fd
@@ -216,20 +218,19 @@ func waitGone(t *testing.T, fds map[int]int) {
 	t.Helper()
 	deadline := time.Now().Add(preforktest.Patience)
 	for pid, fd := range fds {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		for {
 			ms := int(time.Until(deadline).Milliseconds())
 			if ms <= 0 {
 				t.Fatalf("process %d still alive after %v", pid, preforktest.Patience)
 			}
-			n, err := unix.Poll(pfd, ms)
+			gone, err := awaitExit(fd, ms)
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n == 1 {
+			if gone {
 				break
 			}
 		}

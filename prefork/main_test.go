@@ -1,3 +1,5 @@
+//go:build unix
+
 package prefork_test
 
 import (
@@ -45,14 +47,13 @@ func watchTest() {
 	if err != nil {
 		return
 	}
-	fd, err := unix.PidfdOpen(pid, 0)
+	fd, err := openExit(pid)
 	if err != nil {
 		os.Exit(3) // the test process is gone already
 	}
 	go func() {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		for {
-			if n, err := unix.Poll(pfd, -1); n == 1 || (err != nil && err != unix.EINTR) {
+			if gone, err := awaitExit(fd, -1); gone || (err != nil && err != unix.EINTR) {
 				os.Exit(3)
 			}
 		}

@@ -134,8 +134,12 @@ var ErrWorkerRole = errors.New("prefork: NewMaster called in a worker process; c
 // NewMaster validates opts and binds every address — or takes them over
 // from an old master during an upgrade, or from systemd's socket
 // activation. It starts no process: [Master.Run] does. Errors name the
-// offending field and value.
+// offending field and value. On Windows it returns an error wrapping
+// [ErrUnsupported].
 func NewMaster(opts Options) (m *Master, err error) {
+	if err := supported(); err != nil {
+		return nil, err
+	}
 	if IsWorker() {
 		return nil, ErrWorkerRole
 	}
@@ -313,7 +317,7 @@ func (m *Master) forwardSignals() (stop func()) {
 			select {
 			case sig := <-sigc:
 				a := m.cfg.Signals[sig]
-				if sig == syscall.SIGWINCH && a == signals.StopWorkers && interactive() {
+				if sig == sigWINCH && a == signals.StopWorkers && interactive() {
 					m.cfg.Logger.Info("SIGWINCH ignored: the master runs in a terminal, where a window resize sends it; run detached, or call Master.Do(signals.StopWorkers)")
 					continue
 				}

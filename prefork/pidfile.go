@@ -8,13 +8,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // checkPIDFile refuses to start when the PID file names a live gracefork
 // master: a live process running this same executable. A file naming a
 // dead process, or a pid reused by another program, is stale and will be
-// replaced.
+// replaced; so is a live one whose executable the system will not name
+// (see executableOf): binding the same address then refuses the second
+// master.
 func checkPIDFile(path string) error {
 	pid, err := readPIDFile(path)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && pid == os.Getpid()) {
@@ -23,12 +24,12 @@ func checkPIDFile(path string) error {
 	if err != nil {
 		return nil // unreadable content: stale
 	}
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+	if processGone(pid) {
 		return nil
 	}
-	theirs, err1 := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	theirs, err1 := executableOf(pid)
 	mine, err2 := os.Executable()
-	if err1 != nil || err2 != nil || strings.TrimSuffix(theirs, " (deleted)") != mine {
+	if err1 != nil || err2 != nil || theirs != mine {
 		return nil
 	}
 	return fmt.Errorf("it names pid %d, a live master of this program (%s); stop it, or remove the file if you are sure", pid, mine)

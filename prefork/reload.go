@@ -4,8 +4,6 @@ import (
 	"os"
 
 	"github.com/gracefork/gracefork/internal/sdnotify"
-
-	"golang.org/x/sys/unix"
 )
 
 // reloadState is a rolling reload in progress: the slots still to replace,
@@ -189,7 +187,7 @@ func (m *Master) reopenLogs() {
 // then ignored, as Gunicorn ignores it when not daemonized.
 func interactive() bool {
 	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
-		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+		if isTerminal(int(f.Fd())) {
 			return true
 		}
 	}

@@ -1,8 +1,16 @@
 package prefork
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 )
+
+// ErrUnsupported is wrapped by the error [Serve] and [NewMaster] return on
+// a platform where the master cannot run worker processes: Windows, where
+// processes inherit no descriptors by number and receive no unix signals.
+// It wraps [errors.ErrUnsupported]. A single-process mode is planned there.
+var ErrUnsupported = fmt.Errorf("prefork: multi-process mode is not available on this platform (%w)", errors.ErrUnsupported)
 
 // Serve runs h in N worker processes of this binary that share the
 // listening sockets, supervised by this process, the master.
@@ -21,8 +29,12 @@ import (
 //	}
 //
 // Invalid options return an *OptionError before anything is started;
-// repeated boot failures a *BootError.
+// repeated boot failures a *BootError. On Windows, Serve returns an error
+// wrapping [ErrUnsupported].
 func Serve(h http.Handler, opts Options) error {
+	if err := supported(); err != nil {
+		return err
+	}
 	if IsWorker() {
 		return serveWorker(h, opts)
 	}

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A Spawner starts worker processes for the master. The default, an
@@ -281,7 +279,7 @@ func dupFile(f *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+	nfd, err := dupCloexec(fd)
 	if err != nil {
 		return nil, err
 	}

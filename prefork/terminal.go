@@ -1,3 +1,5 @@
+//go:build unix
+
 package prefork
 
 import (
@@ -5,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -51,7 +52,13 @@ func (m *Master) awaitSuccessorInTerminal() {
 	// waiter catches them. The new master, in the same process group, gets
 	// the Ctrl-C itself.
 	signal.Ignore(forwarded...)
-	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	exe, err := runningExecutable, error(nil)
+	if exe == "" {
+		exe, err = os.Executable() // after a deploy, the new binary: it waits as well
+	}
+	if err == nil {
+		err = syscall.Exec(exe, os.Args, env)
+	}
 	signal.Reset(forwarded...)
 	m.cfg.Logger.Error("cannot wait for the new master; exiting", "err", err)
 }
@@ -88,26 +95,4 @@ func waitSuccessor(v string) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
-}
-
-// childPids lists the processes whose parent is pid.
-func childPids(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid …": comm may hold spaces and parentheses.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, n)
-		}
-	}
-	return out
 }

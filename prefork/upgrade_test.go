@@ -1,3 +1,5 @@
+//go:build unix
+
 package prefork_test
 
 import (
@@ -11,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/gracefork/gracefork/prefork"
-	"golang.org/x/sys/unix"
 )
 
 // childrenOf returns the children of pid, keyed for pidfds.
@@ -141,29 +142,6 @@ func TestE2EUpgradeDuringUpgradeRefused(t *testing.T) {
 	fds := pidfds(t, map[int]int{0: next})
 	syscall.Kill(next, syscall.SIGTERM)
 	waitGone(t, fds)
-}
-
-// openPTY returns a pseudo-terminal's controller and a terminal on it.
-func openPTY(t *testing.T) (*os.File, *os.File) {
-	t.Helper()
-	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { ptmx.Close() })
-	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
-	return ptmx, pts
 }
 
 // In a terminal, the process the shell started stays after upgrades, so

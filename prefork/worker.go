@@ -197,7 +197,7 @@ func (w *workerProc) run() error {
 	// and dropped, not ignored: an ignored signal stays ignored across
 	// exec, so a script a handler starts could not trap it.
 	discard := make(chan os.Signal, 1) // never read: further signals are dropped
-	signal.Notify(discard, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU)
+	notifyMasterOnly(discard)
 	defer signal.Stop(discard)
 	defer signal.Stop(sigc)
 	// Our stderr is a pipe to the master. Should the master die, a log

@@ -1,8 +1,11 @@
+//go:build unix
+
 package prefork_test
 
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,6 +47,9 @@ func TestE2EReloadWithOtherAddressesFails(t *testing.T) {
 // processes its handlers start can trap them; sending them to a worker
 // still does not stop it.
 func TestE2EHandlerChildrenInheritNoIgnoredSignals(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skipf("reads the ignored signals from /proc/self/status, which %s lacks", runtime.GOOS)
+	}
 	p := startMaster(t, "TEST_WORKERS=1")
 	var at int
 	url := "http://" + p.addr(&at) + "/sigign"

@@ -75,20 +75,11 @@ type Map map[os.Signal]Action
 
 // Default returns Gunicorn's signal table: HUP reload, TERM graceful
 // shutdown, INT and QUIT quick shutdown, USR1 reopen logs, USR2 upgrade,
-// WINCH stop workers, TTIN and TTOU one worker more and fewer.
-func Default() Map {
-	return Map{
-		syscall.SIGHUP:   Reload,
-		syscall.SIGTERM:  Shutdown,
-		syscall.SIGINT:   Quit,
-		syscall.SIGQUIT:  Quit,
-		syscall.SIGUSR1:  ReopenLogs,
-		syscall.SIGUSR2:  Upgrade,
-		syscall.SIGWINCH: StopWorkers,
-		syscall.SIGTTIN:  AddWorker,
-		syscall.SIGTTOU:  RemoveWorker,
-	}
-}
+// WINCH stop workers, TTIN and TTOU one worker more and fewer. On Windows,
+// which has none of the others and delivers only Ctrl-C and Ctrl-Break (as
+// INT) and a console's close, logoff or shutdown (as TERM), it is INT
+// quick shutdown and TERM graceful shutdown.
+func Default() Map { return defaultMap() }
 
 // ErrNoShutdown is returned by [Map.Validate] for a map that gives no
 // signal for Shutdown or Quit: a process nobody can stop with a signal.
@@ -101,7 +92,7 @@ func (m Map) Validate() error {
 	stoppable := false
 	for _, sig := range m.Signals() {
 		a := m[sig]
-		if sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
+		if uncatchable(sig) {
 			return fmt.Errorf("signals: %s cannot be caught, so it cannot mean %v", name(sig), a)
 		}
 		if !a.valid() {
@@ -133,15 +124,6 @@ func (m Map) String() string {
 		parts = append(parts, name(sig)+": "+m[sig].String())
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
-}
-
-var sigNames = map[os.Signal]string{
-	syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
-	syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM", syscall.SIGSTOP: "SIGSTOP",
-	syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2", syscall.SIGWINCH: "SIGWINCH",
-	syscall.SIGTTIN: "SIGTTIN", syscall.SIGTTOU: "SIGTTOU", syscall.SIGALRM: "SIGALRM",
-	syscall.SIGCHLD: "SIGCHLD", syscall.SIGCONT: "SIGCONT", syscall.SIGPIPE: "SIGPIPE",
-	syscall.SIGTSTP: "SIGTSTP",
 }
 
 // name is a signal's name as kill(1) and systemd write it ("SIGHUP"),

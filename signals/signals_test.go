@@ -7,26 +7,6 @@ import (
 	"testing"
 )
 
-func TestDefaultIsGunicorns(t *testing.T) {
-	want := map[syscall.Signal]Action{
-		syscall.SIGHUP: Reload, syscall.SIGTERM: Shutdown, syscall.SIGINT: Quit,
-		syscall.SIGQUIT: Quit, syscall.SIGUSR1: ReopenLogs, syscall.SIGUSR2: Upgrade,
-		syscall.SIGWINCH: StopWorkers, syscall.SIGTTIN: AddWorker, syscall.SIGTTOU: RemoveWorker,
-	}
-	m := Default()
-	if len(m) != len(want) {
-		t.Fatalf("Default has %d signals, want %d", len(m), len(want))
-	}
-	for sig, a := range want {
-		if m[sig] != a {
-			t.Errorf("Default()[%v] = %v, want %v", sig, m[sig], a)
-		}
-	}
-	if err := m.Validate(); err != nil {
-		t.Fatalf("Default().Validate() = %v", err)
-	}
-}
-
 func TestValidateRejects(t *testing.T) {
 	cases := []struct {
 		name string
@@ -34,7 +14,6 @@ func TestValidateRejects(t *testing.T) {
 		want string
 	}{
 		{"kill", Map{syscall.SIGTERM: Shutdown, syscall.SIGKILL: Reload}, "signals: SIGKILL cannot be caught, so it cannot mean reload"},
-		{"stop", Map{syscall.SIGTERM: Shutdown, syscall.SIGSTOP: Quit}, "signals: SIGSTOP cannot be caught, so it cannot mean quit"},
 		{"unknown", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 42}, "signals: SIGHUP maps to unknown action(42)"},
 		{"zero", Map{syscall.SIGTERM: Shutdown, syscall.SIGHUP: 0}, "signals: SIGHUP maps to unknown action(0)"},
 		{"unnamed", Map{syscall.SIGTERM: Shutdown, syscall.Signal(40): 0}, "signals: signal 40 maps to unknown action(0)"},

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Notifier sends state changes to the service manager. A nil Notifier, for
@@ -76,12 +74,6 @@ func Watchdog() string { return "WATCHDOG=1" }
 // CLOCK_MONOTONIC as Type=notify-reload requires.
 func Reloading() string {
 	return "RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(monotonicUsec(), 10)
-}
-
-func monotonicUsec() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Sec*1e6 + ts.Nsec/1e3
 }
 
 // WatchdogInterval returns how often to ping when systemd's watchdog is on

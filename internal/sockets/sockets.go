@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Addr is a parsed listen address.
@@ -67,9 +65,8 @@ func parseUnix(path string) (Addr, error) {
 	if path == "" {
 		return Addr{}, errors.New("unix: address without a path")
 	}
-	// sun_path holds 108 bytes with the terminating NUL.
-	if len(path) > 107 {
-		return Addr{}, fmt.Errorf("unix socket path is %d bytes long, the limit is 107", len(path))
+	if len(path) > maxUnixPath {
+		return Addr{}, fmt.Errorf("unix socket path is %d bytes long, the limit is %d", len(path), maxUnixPath)
 	}
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)
@@ -131,7 +128,7 @@ func ListenConfig() *net.ListenConfig {
 		}
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			serr = setReuseAddr(fd)
 		})
 		return errors.Join(err, serr)
 	}}
@@ -144,43 +141,4 @@ func File(ln net.Listener) (*os.File, error) {
 		return nil, fmt.Errorf("listener %T has no file descriptor", ln)
 	}
 	return f.File()
-}
-
-// CheckListener reports whether fd is a listening stream socket, as an
-// inherited listener must be.
-func CheckListener(fd int) error {
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		return fmt.Errorf("fd %d is not a socket: %w", fd, err)
-	}
-	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-	if err != nil || typ != unix.SOCK_STREAM || acc != 1 {
-		return fmt.Errorf("fd %d is not a listening stream socket", fd)
-	}
-	return nil
-}
-
-// CheckControl reports whether fd is a connected unix stream socket, as the
-// inherited control channel must be.
-func CheckControl(fd int) error {
-	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	if err != nil {
-		return fmt.Errorf("fd %d is not a socket: %w", fd, err)
-	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil || dom != unix.AF_UNIX || typ != unix.SOCK_STREAM {
-		return fmt.Errorf("fd %d is not a unix stream socket", fd)
-	}
-	return nil
-}
-
-// Pair returns a connected pair of unix stream sockets: the master keeps
-// the first, the worker inherits the second. Both are close-on-exec; exec
-// clears the flag on the copy it hands down.
-func Pair() (*os.File, *os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("socketpair: %w", err)
-	}
-	return os.NewFile(uintptr(fds[0]), "gracefork-control"), os.NewFile(uintptr(fds[1]), "gracefork-control-worker"), nil
 }

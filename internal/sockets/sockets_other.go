@@ -1,0 +1,34 @@
+//go:build !unix
+
+package sockets
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// maxUnixPath is the longest unix socket path: Windows' sun_path holds 108
+// bytes with the terminating NUL.
+const maxUnixPath = 107
+
+// setReuseAddr does nothing: Windows binds a port whose old connections sit
+// in TIME_WAIT without it, and its SO_REUSEADDR would let a second process
+// take over a port in use.
+func setReuseAddr(uintptr) error { return nil }
+
+// CheckListener fails: inheriting listeners by descriptor number is a unix
+// facility.
+func CheckListener(fd int) error {
+	return fmt.Errorf("fd %d: inherited listeners: %w", fd, errors.ErrUnsupported)
+}
+
+// CheckControl fails: inheriting the control channel is a unix facility.
+func CheckControl(fd int) error {
+	return fmt.Errorf("fd %d: inherited control channel: %w", fd, errors.ErrUnsupported)
+}
+
+// Pair fails: the control channel is a unix socket pair.
+func Pair() (*os.File, *os.File, error) {
+	return nil, nil, fmt.Errorf("socketpair: %w", errors.ErrUnsupported)
+}

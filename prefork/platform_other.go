@@ -1,0 +1,35 @@
+//go:build !unix
+
+package prefork
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+)
+
+// supported fails: workers inherit their listening sockets and their
+// control channel by descriptor number, and the master drives them with
+// unix signals.
+func supported() error {
+	return fmt.Errorf("%w: on %s the master cannot hand its listening sockets to worker processes; a single-process mode that serves there is planned", ErrUnsupported, runtime.GOOS)
+}
+
+// sigWINCH is nil: there is no window-resize signal.
+var sigWINCH os.Signal
+
+// notifyMasterOnly does nothing: none of the master-only signals exist.
+func notifyMasterOnly(chan<- os.Signal) {}
+
+func isTerminal(int) bool { return false }
+
+func processGone(int) bool { return false }
+
+func dupCloexec(uintptr) (int, error) { return -1, errors.ErrUnsupported }
+
+func workerSysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
+
+// awaitSuccessorInTerminal returns at once: there is no upgrade here.
+func (m *Master) awaitSuccessorInTerminal() {}

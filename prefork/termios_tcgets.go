@@ -1,0 +1,7 @@
+//go:build aix || linux || solaris || zos
+
+package prefork
+
+import "golang.org/x/sys/unix"
+
+const ioctlReadTermios = unix.TCGETS
