@@ -20,8 +20,10 @@
 // field and the value, before anything starts), binds every address once,
 // starts the workers and supervises them. With it the process is a worker:
 // it serves the handler on the sockets it inherited until it is told to
-// drain. The marker is removed from the worker's environment before main
-// runs, so programs that a handler starts never inherit it; a process that
+// drain. Serve removes the marker from the worker's environment when it
+// takes the hand-off, so programs that a handler starts never inherit it
+// (the inherited sockets are made close-on-exec before main runs, so
+// neither do programs started before Serve); a process that
 // carries it without having been started by a master fails at once with a
 // message saying so.
 //

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudflare/tableflip"
 	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/internal/handoff"
 	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/signals"
 )
@@ -156,7 +157,7 @@ func newMaster(cfg *config) (*Master, error) {
 		cfg:     cfg,
 		clock:   cfg.Clock,
 		spawner: cfg.Spawner,
-		baseEnv: workerEnviron(os.Environ()),
+		baseEnv: handoff.WorkerEnviron(os.Environ()),
 		events:  make(chan any, 64),
 		done:    make(chan struct{}),
 		workers: make(map[*worker]struct{}),
@@ -642,18 +643,6 @@ func satAdd(a, b time.Duration) time.Duration {
 func (m *Master) send(w *worker, msg control.Message) {
 	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))
 	control.Write(w.ctl, msg)
-}
-
-// workerEnviron is the environment the workers inherit: the master's,
-// less the variables that belong to the master alone — a stale marker,
-// tableflip's and systemd's hand-over variables.
-func workerEnviron(env []string) []string {
-	private := []string{MarkerEnv, tableflipParentEnv, "LISTEN_FDS", "LISTEN_PID",
-		"LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
-	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(private, k)
-	})
 }
 
 // closeSockets closes, once, this master's copies of every socket,

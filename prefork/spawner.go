@@ -38,10 +38,11 @@ type WorkerSpec struct {
 	// gone fails such a spawn instead of starting the running executable.
 	Reload bool
 	// Control is the worker's end of its control channel, a unix stream
-	// socket. An exec'd worker must find it at descriptor 3.
+	// socket. An exec'd worker must find it at descriptor 3
+	// (internal/handoff.ControlFd).
 	Control *os.File
 	// Listeners are the listening sockets; an exec'd worker must find them
-	// at descriptors 4, 5, … in this order.
+	// at descriptors 4, 5, … in this order (internal/handoff.ListenerFd).
 	Listeners []*os.File
 	// Env is the worker's whole environment, marker included.
 	Env []string

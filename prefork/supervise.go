@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/internal/handoff"
 	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
 )
@@ -93,14 +94,10 @@ func (m *Master) start(w *worker, reload bool) (Process, net.Conn, error) {
 		return nil, nil, err
 	}
 	defer mine.Close()
-	fds := make([]int, len(m.files))
-	for i := range fds {
-		fds[i] = 4 + i // after the control socket at 3
-	}
-	marker := spec{slot: w.slot, gen: w.gen, ctl: 3, fds: fds, procs: m.cfg.procs}
+	marker := handoff.NewSpec(w.slot, w.gen, len(m.files), m.cfg.procs)
 	proc, err := m.spawner.Spawn(WorkerSpec{
 		Slot: w.slot, Generation: w.gen, Reload: reload, Control: theirs, Listeners: m.files,
-		Env: append(m.baseEnv[:len(m.baseEnv):len(m.baseEnv)], MarkerEnv+"="+marker.encode()),
+		Env: append(m.baseEnv[:len(m.baseEnv):len(m.baseEnv)], marker.EnvEntry()),
 	})
 	theirs.Close()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudflare/tableflip"
+	"github.com/gracefork/gracefork/internal/handoff"
 	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
 	"github.com/gracefork/gracefork/signals"
@@ -116,7 +117,7 @@ func reportToParent(err error) {
 }
 
 // tableflipParentEnv is set by tableflip in a process started by Upgrade.
-const tableflipParentEnv = "TABLEFLIP_HAS_PARENT_7DIU3"
+const tableflipParentEnv = handoff.TableflipParentEnv
 
 func (m *Master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
 

@@ -13,36 +13,85 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gracefork/gracefork/internal/control"
+	"github.com/gracefork/gracefork/internal/handoff"
 	"github.com/gracefork/gracefork/internal/sockets"
+	core "github.com/gracefork/gracefork/internal/worker"
 )
 
-// workerProc is this process, when it is a worker.
-type workerProc struct {
-	cfg  *config
-	log  *slog.Logger
-	ctl  net.Conn
-	lns  []net.Listener
-	srv  *http.Server
-	wg   sync.WaitGroup
-	done chan struct{}
+// MarkerEnv is the environment variable that makes a process a worker. The
+// master sets it for the workers it starts; a worker removes it from its own
+// environment when Serve takes the hand-off, so processes that a handler
+// starts never inherit it. Its value is private to gracefork.
+const MarkerEnv = handoff.Env
 
-	ctlMu    sync.Mutex
-	draining atomic.Bool
-	// unlisted: the listeners are closed on purpose (the master's
-	// CloseListeners, or the drain); a server that stops serving then has
-	// not failed.
-	unlisted     atomic.Bool
-	closeLnsOnce sync.Once
-	requests     atomic.Uint64
-	inflight     atomic.Int64 // handlers running, hijacked ones (WebSockets) included
-	conns        connTracker
-	h2           *h2Drainer
-	failed       chan error // a listener stopped serving on its own
+// handoffState is the worker marker as this process found it.
+type handoffState struct {
+	set  bool // the marker is present, well formed or not
+	spec handoff.Spec
+	err  error // a malformed (leaked) marker, explained
+}
+
+// theHandoff reads the marker once, at the first need: IsWorker, Serve.
+// Nothing reads or changes the environment at import (internal/handoff
+// only marks the sockets the marker names close-on-exec).
+var theHandoff = sync.OnceValue(func() handoffState { return readHandoff(os.Getenv) })
+
+func readHandoff(getenv func(string) string) handoffState {
+	s, ok, err := handoff.Lookup(getenv)
+	if err != nil {
+		err = leakedMarker(err.Error())
+	}
+	return handoffState{set: ok, spec: s, err: err}
+}
+
+// takeHandoff returns the hand-off and removes the marker from the
+// environment, so that the processes handlers start never inherit it.
+func takeHandoff() (handoff.Spec, error) {
+	hs := theHandoff()
+	os.Unsetenv(handoff.Env)
+	if !hs.set {
+		return handoff.Spec{}, fmt.Errorf("prefork: %s is not set: this process is no worker", MarkerEnv)
+	}
+	return hs.spec, hs.err
+}
+
+// ErrNotWorker is wrapped by the error a process returns when it carries the
+// worker marker but was not started by a gracefork master.
+var ErrNotWorker = errors.New("not started by a gracefork master")
+
+func leakedMarker(what string) error {
+	return fmt.Errorf("prefork: %s; this process is %w. The variable marks worker processes "+
+		"and has probably leaked into this environment (a shell, a container spec, a child of a "+
+		"worker): unset %s and start the program again", what, ErrNotWorker, MarkerEnv)
+}
+
+// IsWorker reports whether this process is a gracefork worker, that is,
+// whether it was started with the worker marker in its environment. It
+// reads the environment at its first call, or Serve's, whichever comes
+// first.
+func IsWorker() bool { return theHandoff().set }
+
+// WorkerID returns this worker's slot, from 0 to Workers-1, or -1 in the
+// master and in programs that are not gracefork workers. Slots are reused:
+// a worker that replaces another gets its slot.
+func WorkerID() int {
+	if hs := theHandoff(); hs.set && hs.err == nil {
+		return hs.spec.Slot
+	}
+	return -1
+}
+
+// WorkerGeneration returns a number that grows with every worker the master
+// starts, or -1 outside a worker.
+func WorkerGeneration() int {
+	if hs := theHandoff(); hs.set && hs.err == nil {
+		return hs.spec.Gen
+	}
+	return -1
 }
 
 // drainStarted is closed when this worker starts to drain or quit.
@@ -61,9 +110,22 @@ var (
 // worker the channel is never closed.
 func Draining() <-chan struct{} { return drainStarted }
 
-func (w *workerProc) startDrain() {
-	w.draining.Store(true)
-	drainOnce.Do(func() { close(drainStarted) })
+func markDraining() { drainOnce.Do(func() { close(drainStarted) }) }
+
+// workerRole is this process when it is a worker: the serving core
+// (internal/worker) on the inherited listeners, driven by the master's
+// control channel and by signals.
+type workerRole struct {
+	cfg  *config
+	log  *slog.Logger
+	ctl  net.Conn
+	core *core.Worker
+	wg   sync.WaitGroup
+	done chan struct{} // closed when the stop is done
+
+	ctlMu    sync.Mutex
+	quitc    chan struct{}
+	quitOnce sync.Once
 }
 
 // stopReq is why a worker stops: a drain with a deadline, or a quit.
@@ -73,61 +135,81 @@ type stopReq struct {
 	why      string
 }
 
+// serveWorker is what Serve runs in a worker.
 func serveWorker(h http.Handler, opts Options) error {
-	if markerErr != nil {
-		return markerErr
+	if _, err := takeHandoff(); err != nil {
+		return err // a leaked marker, explained before any option error
 	}
 	cfg, err := opts.validate()
 	if err != nil {
 		return err
 	}
-	if mySpec.procs > 0 {
-		runtime.GOMAXPROCS(mySpec.procs)
-	}
-	w := &workerProc{cfg: cfg, done: make(chan struct{}), failed: make(chan error, len(mySpec.fds))}
-	w.log = cfg.Logger.With("slot", mySpec.slot, "gen", mySpec.gen, "pid", os.Getpid())
-	if err := w.inherit(mySpec); err != nil {
+	w, err := newWorkerRole(h, cfg)
+	if err != nil {
 		return err
 	}
-	w.srv = w.server(h)
-	w.h2 = splitHTTP2(w.srv, w.log)
-	return w.run()
+	return w.run(context.Background())
+}
+
+// newWorkerRole reads the hand-off, takes the inherited control channel and
+// listeners, and builds the serving core. cfg comes from Options.validate().
+func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
+	s, err := takeHandoff()
+	if err != nil {
+		return nil, err
+	}
+	if s.Procs > 0 {
+		runtime.GOMAXPROCS(s.Procs)
+	}
+	w := &workerRole{cfg: cfg, done: make(chan struct{}), quitc: make(chan struct{})}
+	w.log = cfg.Logger.With("slot", s.Slot, "gen", s.Gen, "pid", os.Getpid())
+	lns, err := w.inherit(s)
+	if err != nil {
+		return nil, err
+	}
+	w.core, err = core.New(core.Config{Listeners: lns, Server: cfg.Server, Handler: h,
+		DrainIdle: cfg.DrainIdle, Logger: w.log, OnDrain: markDraining})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // inherit opens the control channel and the listeners the master handed
 // down, after checking they are what the marker says: a marker that leaked
 // into a process nobody started as a worker must fail here, not hang.
-func (w *workerProc) inherit(s spec) error {
-	if err := sockets.CheckControl(s.ctl); err != nil {
-		return leakedMarker(fmt.Sprintf("%s names control %v", MarkerEnv, err))
+func (w *workerRole) inherit(s handoff.Spec) ([]net.Listener, error) {
+	if err := sockets.CheckControl(s.Ctl); err != nil {
+		return nil, leakedMarker(fmt.Sprintf("%s names control %v", MarkerEnv, err))
 	}
-	for _, fd := range s.fds {
+	for _, fd := range s.Fds {
 		if err := sockets.CheckListener(fd); err != nil {
-			return leakedMarker(fmt.Sprintf("%s names listener %v", MarkerEnv, err))
+			return nil, leakedMarker(fmt.Sprintf("%s names listener %v", MarkerEnv, err))
 		}
 	}
 	// The control channel and the listeners are real: a master started us,
 	// and this binary names other addresses than the master's (a reload of
 	// a binary whose address list changed).
-	if len(s.fds) != len(w.cfg.addrs) {
-		return fmt.Errorf("prefork: the address list changed: the master serves %d addresses, this binary's Options name %d (%s); "+
+	if len(s.Fds) != len(w.cfg.addrs) {
+		return nil, fmt.Errorf("prefork: the address list changed: the master serves %d addresses, this binary's Options name %d (%s); "+
 			"a reload (HUP) keeps the master's sockets, so a change of addresses needs a binary upgrade (USR2)",
-			len(s.fds), len(w.cfg.addrs), addrList(w.cfg.addrs))
+			len(s.Fds), len(w.cfg.addrs), addrList(w.cfg.addrs))
 	}
 	var err error
-	if w.ctl, err = fileConn(s.ctl); err != nil {
-		return err
+	if w.ctl, err = fileConn(s.Ctl); err != nil {
+		return nil, err
 	}
-	for _, fd := range s.fds {
+	var lns []net.Listener
+	for _, fd := range s.Fds {
 		f := os.NewFile(uintptr(fd), "listener")
 		ln, err := net.FileListener(f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("prefork: inherited listener fd %d: %w", fd, err)
+			return nil, fmt.Errorf("prefork: inherited listener fd %d: %w", fd, err)
 		}
-		w.lns = append(w.lns, w.conns.listener(ln))
+		lns = append(lns, ln)
 	}
-	return nil
+	return lns, nil
 }
 
 func addrList(as []sockets.Addr) string {
@@ -148,48 +230,43 @@ func fileConn(fd int) (net.Conn, error) {
 	return c, nil
 }
 
-// server returns the http.Server this worker serves with: the user's
-// template itself, so that what a copy would lose — hooks added with
-// RegisterOnShutdown, SetKeepAlivesEnabled(false), fields of later Go
-// versions — takes effect. Its Handler becomes h wrapped, and its
-// ConnState is called after the worker's own connection tracking.
-func (w *workerProc) server(h http.Handler) *http.Server {
-	srv := w.cfg.Server
-	if srv == nil {
-		srv = &http.Server{}
+// addrs are the inherited listeners' addresses.
+func (w *workerRole) addrs() []net.Addr { return w.core.Addrs() }
+
+// quit stops at once (Close semantics): a run in progress quits, and a run
+// that starts later quits as soon as it serves. Safe to call at any time,
+// more than once.
+func (w *workerRole) quit() { w.quitOnce.Do(func() { close(w.quitc) }) }
+
+// run serves until a stop: the master's Drain/Quit, a signal, EOF on the
+// control channel, or ctx done (a graceful drain within GracefulTimeout).
+// It returns nil after a clean stop, and an error when a server could not
+// serve: a failed boot, which the master counts and quotes.
+func (w *workerRole) run(ctx context.Context) error {
+	sigc, stopSignals := catchSignals()
+	defer stopSignals()
+	w.core.Start()
+	stops := make(chan stopReq, 2)
+	req, err := w.serving()
+	if req == nil {
+		w.send(control.Message{Type: control.TypeReady})
+		w.log.Debug("worker serving")
+		w.wg.Go(func() { w.readControl(stops) })
+		w.wg.Go(w.heartbeat)
+		req, err = w.await(ctx, sigc, stops)
 	}
-	userState := srv.ConnState
-	srv.Handler = w.wrap(h)
-	srv.ConnState = func(c net.Conn, s http.ConnState) {
-		w.conns.track(c, s, w.draining.Load())
-		if userState != nil {
-			userState(c, s)
-		}
-	}
-	return srv
+	w.stop(*req, sigc, stops)
+	close(w.done)
+	w.send(w.beat()) // the last counters, before exiting
+	w.ctl.Close()
+	w.wg.Wait()
+	w.core.Wait()
+	return err
 }
 
-// wrap is the library's whole per-request cost in the handler path: a
-// request counter, an in-flight counter the drain waits on, and a check of
-// the drain flag so that each keep-alive client learns from the answer to
-// its next request to reconnect, to another worker.
-func (w *workerProc) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w.requests.Add(1)
-		w.inflight.Add(1)
-		defer w.inflight.Add(-1)
-		if w.draining.Load() {
-			// HTTP/1: the connection closes after this answer. HTTP/2
-			// (TLS or h2c, net/http's or x/net's) drops the header and
-			// sends GOAWAY: the client finishes its streams here and
-			// opens new ones elsewhere.
-			rw.Header().Set("Connection", "close")
-		}
-		h.ServeHTTP(rw, r)
-	})
-}
-
-func (w *workerProc) run() error {
+// catchSignals relays the worker's stop signals to the returned channel
+// until the returned function is called.
+func catchSignals() (<-chan os.Signal, func()) {
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
 	// The master's signals, sent to a worker by hand or by a group kill,
@@ -198,64 +275,51 @@ func (w *workerProc) run() error {
 	// exec, so a script a handler starts could not trap it.
 	discard := make(chan os.Signal, 1) // never read: further signals are dropped
 	notifyMasterOnly(discard)
-	defer signal.Stop(discard)
-	defer signal.Stop(sigc)
 	// Our stderr is a pipe to the master. Should the master die, a log
 	// line must not kill us with SIGPIPE in the middle of a drain: with
 	// SIGPIPE caught, the write fails with EPIPE instead. (Notify, not
 	// Ignore: an ignored signal would be inherited by the handler's children.)
 	pipes := make(chan os.Signal, 1)
 	signal.Notify(pipes, syscall.SIGPIPE)
-	defer signal.Stop(pipes)
-
-	accepting := make([]*acceptSignal, len(w.lns))
-	for i, ln := range w.lns {
-		accepting[i] = newAcceptSignal(ln)
-		w.wg.Go(func() { w.serve(accepting[i]) })
+	return sigc, func() {
+		signal.Stop(pipes)
+		signal.Stop(discard)
+		signal.Stop(sigc)
 	}
-	stops := make(chan stopReq, 2)
-	var req stopReq
-	// Ready means serving: every server has finished its setup and waits
-	// in Accept. A server that fails its setup (an HTTP/2 requirement its
-	// TLS config does not meet, say) is a failed boot: exit non-zero, so
-	// the master counts it and quotes our stderr, instead of a worker that
-	// says it serves and answers nobody.
-	err := w.serving(accepting)
-	if err != nil {
-		req = stopReq{why: "listener failed"}
-	} else {
-		w.send(control.Message{Type: control.TypeReady})
-		w.log.Debug("worker serving")
-		w.wg.Go(func() { w.readControl(stops) })
-		w.wg.Go(w.heartbeat)
-		select {
-		case req = <-stops:
-		case sig := <-sigc:
-			req = stopFor(sig, w.cfg.GracefulTimeout)
-		case err = <-w.failed:
-			// A listener stopped serving on its own: exit non-zero too.
-			req = stopReq{why: "listener failed"}
-		}
-	}
-	w.stop(req, sigc, stops)
-	close(w.done)
-	w.send(w.beat()) // the last counters, before exiting
-	w.ctl.Close()
-	w.wg.Wait()
-	return err
 }
 
-// serving waits until every server has entered its accept loop, or one
-// has stopped (failed its setup) first.
-func (w *workerProc) serving(lns []*acceptSignal) error {
-	for _, ln := range lns {
-		select {
-		case <-ln.accepting:
-		case err := <-w.failed:
-			return err
-		}
+// serving waits until every server has entered its accept loop (nil, nil).
+// Ready means serving. A server that fails its setup (an HTTP/2
+// requirement its TLS config does not meet, say) is a failed boot: the
+// worker quits and exits non-zero, so the master counts it and quotes our
+// stderr, instead of a worker that says it serves and answers nobody.
+func (w *workerRole) serving() (*stopReq, error) {
+	select {
+	case <-w.core.Ready():
+		return nil, nil
+	case err := <-w.core.Failed():
+		return &stopReq{why: "listener failed"}, err
+	case <-w.quitc:
+		return &stopReq{why: "quit"}, nil
 	}
-	return nil
+}
+
+// await waits for the reason to stop.
+func (w *workerRole) await(ctx context.Context, sigc <-chan os.Signal, stops <-chan stopReq) (*stopReq, error) {
+	select {
+	case req := <-stops:
+		return &req, nil
+	case sig := <-sigc:
+		req := stopFor(sig, w.cfg.GracefulTimeout)
+		return &req, nil
+	case err := <-w.core.Failed():
+		// A listener stopped serving on its own: exit non-zero too.
+		return &stopReq{why: "listener failed"}, err
+	case <-ctx.Done():
+		return &stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: "context done"}, nil
+	case <-w.quitc:
+		return &stopReq{why: "quit"}, nil
+	}
 }
 
 func stopFor(sig os.Signal, graceful time.Duration) stopReq {
@@ -265,45 +329,25 @@ func stopFor(sig os.Signal, graceful time.Duration) stopReq {
 	return stopReq{drain: true, deadline: graceful, why: sig.String()}
 }
 
-func (w *workerProc) serve(ln net.Listener) {
-	var err error
-	if w.srv.TLSConfig != nil {
-		err = w.srv.ServeTLS(ln, "", "")
-	} else {
-		err = w.srv.Serve(ln)
-	}
-	if !w.draining.Load() && !w.unlisted.Load() {
-		// ErrServerClosed here means the program closed Options.Server
-		// itself, which this worker serves with.
-		w.log.Error("worker listener failed", "addr", ln.Addr().String(), "err", err)
-		w.failed <- fmt.Errorf("prefork: worker cannot serve %s: %w", ln.Addr(), err)
-	}
-}
-
-// stop drains or quits. A quit (INT, QUIT, or the master's Quit) during a
-// drain cuts it short.
-func (w *workerProc) stop(req stopReq, sigc <-chan os.Signal, stops <-chan stopReq) {
+// stop drains or quits. A quit (INT, QUIT, the master's Quit, or quit)
+// during a drain cuts it short.
+func (w *workerRole) stop(req stopReq, sigc <-chan os.Signal, stops <-chan stopReq) {
 	if !req.drain {
 		w.log.Info("worker quitting", "why", req.why)
-		w.startDrain()
-		w.srv.Close()
+		w.core.Quit()
 		return
 	}
 	w.log.Info("worker draining", "why", req.why, "deadline", req.deadline)
 	ctx, cancel := context.WithTimeout(context.Background(), req.deadline)
 	defer cancel()
 	go w.hurry(ctx, cancel, sigc, stops)
-	w.drain(ctx)
-	if err := w.srv.Shutdown(ctx); err != nil {
-		w.srv.Close()
-		w.log.Warn("worker drain cut short", "err", err, "open", w.conns.count())
-	}
+	w.core.Drain(ctx) // logs when cut short
 }
 
-// hurry cuts a drain short when a quit arrives during it: INT or QUIT, or
-// the master's Quit. Further drain requests (TERM from a group kill on top
-// of the master's Drain) change nothing.
-func (w *workerProc) hurry(ctx context.Context, cancel func(), sigc <-chan os.Signal, stops <-chan stopReq) {
+// hurry cuts a drain short when a quit arrives during it: INT or QUIT, the
+// master's Quit, or quit. Further drain requests (TERM from a group kill
+// on top of the master's Drain) change nothing.
+func (w *workerRole) hurry(ctx context.Context, cancel func(), sigc <-chan os.Signal, stops <-chan stopReq) {
 	for {
 		select {
 		case sig := <-sigc:
@@ -316,48 +360,18 @@ func (w *workerProc) hurry(ctx context.Context, cancel func(), sigc <-chan os.Si
 				cancel()
 				return
 			}
+		case <-w.quitc:
+			cancel()
+			return
 		case <-ctx.Done():
 			return
 		}
 	}
-}
-
-// drain stops accepting — in a reload or a scale-down the socket lives on
-// in the master and the other workers, so queued connections are not lost;
-// in a final stop the master's CloseListeners closed it already — and
-// waits until every
-// connection is gone — answered with Connection: close, closed by its
-// hijacker, or waiting for a request and silent (nothing received) for
-// DrainIdle — and every handler has returned.
-func (w *workerProc) drain(ctx context.Context) {
-	w.startDrain()
-	w.closeListeners() // done already when the master's CloseListeners came first
-	w.h2.goAway()
-	tick := time.NewTicker(min(max(w.cfg.DrainIdle/10, 5*time.Millisecond), 50*time.Millisecond))
-	defer tick.Stop()
-	for w.conns.closeIdle(time.Now(), w.cfg.DrainIdle) > 0 || w.inflight.Load() > 0 {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// closeListeners stops accepting: it closes this worker's copies of the
-// sockets, once. The connections already open are served on as before.
-func (w *workerProc) closeListeners() {
-	w.unlisted.Store(true)
-	w.closeLnsOnce.Do(func() {
-		for _, ln := range w.lns {
-			ln.Close()
-		}
-	})
 }
 
 // readControl turns the master's messages into a stop request. EOF means
 // the master is gone: drain, so that no worker outlives it.
-func (w *workerProc) readControl(stops chan<- stopReq) {
+func (w *workerRole) readControl(stops chan<- stopReq) {
 	post := func(r stopReq) bool {
 		select {
 		case stops <- r:
@@ -374,37 +388,45 @@ func (w *workerProc) readControl(stops chan<- stopReq) {
 			continue
 		}
 		if err != nil {
-			why := "master gone"
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				why = "control channel: " + err.Error()
-			}
-			post(stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: why})
+			post(stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: ctlGone(err)})
 			return
 		}
-		ok := true
-		switch msg.Type {
-		case control.TypeDrain:
-			ok = post(stopReq{drain: true, deadline: msg.Deadline, why: "master asked"})
-		case control.TypeQuit:
-			ok = post(stopReq{why: "master asked"})
-		case control.TypeCloseListeners:
-			// The first phase of the master's final stop: stop accepting,
-			// but answer keep-alive clients as before — no Connection:
-			// close yet — until the Drain that follows once every worker
-			// has closed its copies. See Master.stop.
-			w.closeListeners()
-			w.log.Debug("worker stopped accepting", "why", "master asked")
-			w.send(control.Message{Type: control.TypeListenersClosed})
-		default:
-			w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
-		}
-		if !ok {
+		if req, ok := w.handle(msg); ok && !post(req) {
 			return
 		}
 	}
 }
 
-func (w *workerProc) heartbeat() {
+// ctlGone says why the control channel ended.
+func ctlGone(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return "master gone"
+	}
+	return "control channel: " + err.Error()
+}
+
+// handle acts on one message from the master; ok says it asks to stop.
+func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
+	switch msg.Type {
+	case control.TypeDrain:
+		return stopReq{drain: true, deadline: msg.Deadline, why: "master asked"}, true
+	case control.TypeQuit:
+		return stopReq{why: "master asked"}, true
+	case control.TypeCloseListeners:
+		// The first phase of the master's final stop: stop accepting,
+		// but answer keep-alive clients as before — no Connection:
+		// close yet — until the Drain that follows once every worker
+		// has closed its copies. See Master.stop.
+		w.core.CloseListeners()
+		w.log.Debug("worker stopped accepting", "why", "master asked")
+		w.send(control.Message{Type: control.TypeListenersClosed})
+	default:
+		w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
+	}
+	return stopReq{}, false
+}
+
+func (w *workerRole) heartbeat() {
 	t := time.NewTicker(heartbeatInterval)
 	defer t.Stop()
 	for {
@@ -417,11 +439,11 @@ func (w *workerProc) heartbeat() {
 	}
 }
 
-func (w *workerProc) beat() control.Message {
-	return control.Message{Type: control.TypeHeartbeat, Requests: w.requests.Load(), Active: uint32(w.conns.count())}
+func (w *workerRole) beat() control.Message {
+	return control.Message{Type: control.TypeHeartbeat, Requests: w.core.Requests(), Active: uint32(w.core.Conns())}
 }
 
-func (w *workerProc) send(msg control.Message) {
+func (w *workerRole) send(msg control.Message) {
 	w.ctlMu.Lock()
 	defer w.ctlMu.Unlock()
 	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))

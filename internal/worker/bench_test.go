@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"net"
@@ -15,12 +15,12 @@ func BenchmarkHandlerBare(b *testing.B) {
 }
 
 func BenchmarkHandlerWrapped(b *testing.B) {
-	w := &workerProc{}
+	w := &Worker{}
 	benchHandler(b, w.wrap(http.HandlerFunc(hello)))
 }
 
 func BenchmarkHandlerWrappedDraining(b *testing.B) {
-	w := &workerProc{}
+	w := &Worker{}
 	w.draining.Store(true)
 	benchHandler(b, w.wrap(http.HandlerFunc(hello)))
 }
@@ -28,11 +28,11 @@ func BenchmarkHandlerWrappedDraining(b *testing.B) {
 func BenchmarkConnStatePerRequest(b *testing.B) {
 	var t connTracker
 	c := t.add(nopConn{})
-	t.track(c, http.StateNew, false)
+	t.track(c, http.StateNew)
 	b.ReportAllocs()
 	for b.Loop() {
-		t.track(c, http.StateActive, false)
-		t.track(c, http.StateIdle, false)
+		t.track(c, http.StateActive)
+		t.track(c, http.StateIdle)
 	}
 }
 

@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"crypto/tls"
@@ -135,9 +135,9 @@ func (t *connTracker) remove(c *trackedConn) {
 
 // track records a state change that http.Server reports. It counts as
 // activity: a connection that just became idle starts its quiet time now.
-// (The draining argument is no longer needed: the drain's clock starts at
-// the first tick that sees the connection quiet.)
-func (t *connTracker) track(c net.Conn, s http.ConnState, _ bool) {
+// The drain's clock for a connection starts at the first tick that sees it
+// quiet.
+func (t *connTracker) track(c net.Conn, s http.ConnState) {
 	tc := tracked(c)
 	if tc == nil {
 		return // not accepted through a tracked listener

@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 // still in its TLS handshake, or between handshake and registration, is
 // missed. Such a connection learns of the drain from its next answer: a
 // draining worker sets "Connection: close", which HTTP/2 turns into GOAWAY
-// (see wrap).
+// (see Worker.wrap).
 type h2Drainer struct {
 	shadow *http.Server
 	log    *slog.Logger

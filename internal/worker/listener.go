@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"net"
@@ -8,19 +8,15 @@ import (
 // acceptSignal tells when a server has entered its accept loop.
 // http.Server finishes its setup inside Serve and ServeTLS (HTTP/2
 // configuration, TLS checks) and only then calls Accept: the first call
-// means the server serves, and a worker may say it is ready.
+// means the server serves.
 type acceptSignal struct {
 	net.Listener
-	once      sync.Once
-	accepting chan struct{} // closed at the first Accept
-}
-
-func newAcceptSignal(ln net.Listener) *acceptSignal {
-	return &acceptSignal{Listener: ln, accepting: make(chan struct{})}
+	once    sync.Once
+	onFirst func() // called once, at the first Accept
 }
 
 // Accept returns the inner listener's connection unchanged.
 func (l *acceptSignal) Accept() (net.Conn, error) {
-	l.once.Do(func() { close(l.accepting) })
+	l.once.Do(l.onFirst)
 	return l.Listener.Accept()
 }

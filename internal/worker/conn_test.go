@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"bufio"
@@ -35,7 +35,7 @@ func TestDrainKeepsConnectionsThatReceive(t *testing.T) {
 		if viaTLS {
 			seen = tls.Server(tc, &tls.Config{}) // http.Server reports the *tls.Conn
 		}
-		tr.track(seen, http.StateNew, false)
+		tr.track(seen, http.StateNew)
 		t0 := time.Now()
 		if n := tr.closeIdle(t0, testIdle); n != 1 {
 			t.Fatalf("tls=%v: %d open at drain start, want 1", viaTLS, n)
@@ -71,7 +71,7 @@ func TestCloseIdleDoesNotBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	tr.track(stls, http.StateIdle, false)
+	tr.track(stls, http.StateIdle)
 	t0 := time.Now()
 	tr.closeIdle(t0, testIdle)
 	rec.arm.Store(true)
@@ -125,9 +125,9 @@ func TestDrainWaitsForHijackedConnections(t *testing.T) {
 	cli, srv := net.Pipe()
 	defer cli.Close()
 	tc := tr.add(srv)
-	tr.track(tc, http.StateNew, false)
-	tr.track(tc, http.StateActive, false)
-	tr.track(tc, http.StateHijacked, false)
+	tr.track(tc, http.StateNew)
+	tr.track(tc, http.StateActive)
+	tr.track(tc, http.StateHijacked)
 	if n := tr.closeIdle(time.Now().Add(time.Hour), testIdle); n != 1 {
 		t.Fatalf("%d open with a hijacked connection alive, want 1", n)
 	}
@@ -175,7 +175,7 @@ func TestTrackedServer(t *testing.T) {
 		}
 		held.Go(func() { <-release; c.Close() })
 	})
-	srv := &http.Server{Handler: mux, ConnState: func(c net.Conn, s http.ConnState) { tr.track(c, s, false) }}
+	srv := &http.Server{Handler: mux, ConnState: func(c net.Conn, s http.ConnState) { tr.track(c, s) }}
 	go srv.Serve(tr.listener(ln))
 	defer srv.Close()
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

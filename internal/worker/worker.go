@@ -1,0 +1,280 @@
+// Package worker is gracefork's serving core: it serves an http.Handler on
+// given listeners with a user's http.Server, tracks the connections, and
+// drains without losing a request — keep-alive clients are answered with
+// "Connection: close", silent connections are closed after DrainIdle,
+// HTTP/2 clients get GOAWAY, in-flight and hijacked handlers are waited
+// for until the caller's deadline.
+//
+// It knows nothing of processes: no control channel, no signals, no exit.
+// A gracefork worker process drives it from the master's messages; a
+// single process can drive it alone.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultDrainIdle is how long a drain waits, by default, for the next
+// request on a silent connection before it closes it.
+const DefaultDrainIdle = time.Second
+
+// Config is what a Worker serves.
+type Config struct {
+	// Listeners are the sockets to serve; at least one. The Worker owns
+	// them: it closes them when it stops accepting.
+	Listeners []net.Listener
+	// Server is the http.Server to serve with: this very value, not a
+	// copy, so that what a copy would lose (RegisterOnShutdown hooks,
+	// SetKeepAlivesEnabled(false), fields of later Go versions) takes
+	// effect. Its Handler is replaced by Handler wrapped, its ConnState
+	// is called after the Worker's own tracking, and, unless set, its
+	// TLSNextProto is taken over for HTTP/2's GOAWAY. With a TLSConfig
+	// it serves TLS. Nil means a zero http.Server.
+	Server *http.Server
+	// Handler answers the requests; nil means http.DefaultServeMux, as
+	// for an http.Server.
+	Handler http.Handler
+	// DrainIdle is how long a drain waits for the next request on a
+	// silent connection before closing it; 0 means DefaultDrainIdle.
+	DrainIdle time.Duration
+	// Logger receives the Worker's log lines; nil discards them.
+	Logger *slog.Logger
+	// OnDrain, if set, is called once when a drain or a quit begins,
+	// before anything else changes.
+	OnDrain func()
+}
+
+// Worker serves a handler on listeners until it is drained or quits.
+type Worker struct {
+	cfg   Config
+	log   *slog.Logger
+	srv   *http.Server
+	lns   []net.Listener // tracked, and signalling their first Accept
+	conns connTracker
+	h2    *h2Drainer
+	wg    sync.WaitGroup
+
+	requests atomic.Uint64
+	inflight atomic.Int64 // handlers running, hijacked ones (WebSockets) included
+
+	draining  atomic.Bool
+	drainc    chan struct{}
+	drainOnce sync.Once
+	// unlisted: the listeners are closed on purpose (CloseListeners, or
+	// the drain); a server that stops serving then has not failed.
+	unlisted     atomic.Bool
+	closeLnsOnce sync.Once
+
+	waiting atomic.Int32 // servers not yet in their accept loop
+	ready   chan struct{}
+	failed  chan error
+
+	quitCtx    context.Context // done once Quit is called
+	quitCancel context.CancelFunc
+}
+
+// New prepares a Worker: it wraps the listeners and takes over
+// cfg.Server. Nothing is served before Start.
+func New(cfg Config) (*Worker, error) {
+	if len(cfg.Listeners) == 0 {
+		return nil, errors.New("worker: no listener to serve")
+	}
+	if cfg.Handler == nil {
+		cfg.Handler = http.DefaultServeMux
+	}
+	if cfg.DrainIdle <= 0 {
+		cfg.DrainIdle = DefaultDrainIdle
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger, drainc: make(chan struct{}),
+		ready: make(chan struct{}), failed: make(chan error, len(cfg.Listeners))}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	w.quitCtx, w.quitCancel = context.WithCancel(context.Background())
+	w.waiting.Store(int32(len(cfg.Listeners)))
+	for _, ln := range cfg.Listeners {
+		w.lns = append(w.lns, &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting})
+	}
+	w.srv = w.server(cfg.Server)
+	w.h2 = splitHTTP2(w.srv, w.log)
+	return w, nil
+}
+
+// server returns srv (or a zero server) set up to serve through the
+// Worker: its Handler becomes the wrapped handler, and its ConnState is
+// called after the Worker's own connection tracking.
+func (w *Worker) server(srv *http.Server) *http.Server {
+	if srv == nil {
+		srv = &http.Server{}
+	}
+	userState := srv.ConnState
+	srv.Handler = w.wrap(w.cfg.Handler)
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		w.conns.track(c, s)
+		if userState != nil {
+			userState(c, s)
+		}
+	}
+	return srv
+}
+
+// wrap is the library's whole per-request cost in the handler path: a
+// request counter, an in-flight counter the drain waits on, and a check of
+// the drain flag so that each keep-alive client learns from the answer to
+// its next request to reconnect, elsewhere.
+func (w *Worker) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.requests.Add(1)
+		w.inflight.Add(1)
+		defer w.inflight.Add(-1)
+		if w.draining.Load() {
+			// HTTP/1: the connection closes after this answer. HTTP/2
+			// (TLS or h2c, net/http's or x/net's) drops the header and
+			// sends GOAWAY: the client finishes its streams here and
+			// opens new ones elsewhere.
+			rw.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// Start serves every listener, each in its own goroutine, and returns at
+// once. Ready tells when they all accept; Failed, when one has stopped.
+func (w *Worker) Start() {
+	for _, ln := range w.lns {
+		w.wg.Go(func() { w.serve(ln) })
+	}
+}
+
+func (w *Worker) accepting() {
+	if w.waiting.Add(-1) == 0 {
+		close(w.ready)
+	}
+}
+
+// Ready is closed when every server has finished its setup (HTTP/2
+// configuration, TLS checks) and waits in Accept.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
+
+// Failed delivers an error for each server that stopped serving on its
+// own: one that failed its setup, before Ready, or whose listener failed
+// (or whose http.Server was closed by someone else) later. A server
+// stopped by CloseListeners, Drain or Quit has not failed.
+func (w *Worker) Failed() <-chan error { return w.failed }
+
+func (w *Worker) serve(ln net.Listener) {
+	var err error
+	if w.srv.TLSConfig != nil {
+		err = w.srv.ServeTLS(ln, "", "")
+	} else {
+		err = w.srv.Serve(ln)
+	}
+	if !w.draining.Load() && !w.unlisted.Load() {
+		// ErrServerClosed here means the program closed Config.Server
+		// itself.
+		w.log.Error("worker listener failed", "addr", ln.Addr().String(), "err", err)
+		w.failed <- fmt.Errorf("prefork: worker cannot serve %s: %w", ln.Addr(), err)
+	}
+}
+
+// Addrs are the listeners' addresses, in Config order.
+func (w *Worker) Addrs() []net.Addr {
+	as := make([]net.Addr, len(w.cfg.Listeners))
+	for i, ln := range w.cfg.Listeners {
+		as[i] = ln.Addr()
+	}
+	return as
+}
+
+// Requests is how many requests the handler has been given.
+func (w *Worker) Requests() uint64 { return w.requests.Load() }
+
+// Conns is how many connections are open, hijacked ones included.
+func (w *Worker) Conns() int { return w.conns.count() }
+
+// Draining is closed when a drain or a quit begins.
+func (w *Worker) Draining() <-chan struct{} { return w.drainc }
+
+func (w *Worker) startDrain() {
+	w.draining.Store(true)
+	w.drainOnce.Do(func() {
+		close(w.drainc)
+		if w.cfg.OnDrain != nil {
+			w.cfg.OnDrain()
+		}
+	})
+}
+
+// CloseListeners stops accepting, once: the listeners close, and the
+// connections already open are served on as before — no "Connection:
+// close" yet. A later Drain closes them. (gracefork's final stop closes
+// every worker's listeners before any drains, so that clients that come
+// meanwhile are refused rather than queued for nobody.)
+func (w *Worker) CloseListeners() {
+	w.unlisted.Store(true)
+	w.closeLnsOnce.Do(func() {
+		for _, ln := range w.lns {
+			ln.Close()
+		}
+	})
+}
+
+// Drain stops gracefully and returns nil when it is done, or ctx's error
+// once ctx ends first (or Quit cuts it short), after closing what is left.
+// It stops accepting, sends GOAWAY to HTTP/2 connections, answers with
+// "Connection: close", and waits until every connection is gone —
+// answered, closed by its hijacker, or waiting for a request and silent
+// (nothing received) for DrainIdle — and every handler has returned. Then
+// the server's RegisterOnShutdown hooks run (http.Server.Shutdown).
+func (w *Worker) Drain(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(w.quitCtx, cancel)
+	defer stop()
+	w.startDrain()
+	w.CloseListeners() // done already when CloseListeners came first
+	w.h2.goAway()
+	w.waitQuiet(ctx)
+	if err := w.srv.Shutdown(ctx); err != nil {
+		w.srv.Close()
+		w.log.Warn("worker drain cut short", "err", err, "open", w.conns.count())
+		return err
+	}
+	return nil
+}
+
+// waitQuiet closes silent connections and returns when no connection is
+// open and no handler runs, or ctx ends.
+func (w *Worker) waitQuiet(ctx context.Context) {
+	idle := w.cfg.DrainIdle
+	tick := time.NewTicker(min(max(idle/10, 5*time.Millisecond), 50*time.Millisecond))
+	defer tick.Stop()
+	for w.conns.closeIdle(time.Now(), idle) > 0 || w.inflight.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Quit stops at once: the listeners and every connection the server
+// tracks close (http.Server.Close); a Drain in progress returns.
+// Hijacked connections are their handlers' to close.
+func (w *Worker) Quit() {
+	w.startDrain()
+	w.quitCancel()
+	w.srv.Close()
+}
+
+// Wait returns when every server started by Start has returned, which
+// follows Drain or Quit.
+func (w *Worker) Wait() { w.wg.Wait() }

@@ -1,5 +1,0 @@
-//go:build !unix
-
-package prefork
-
-func keepInherited(spec) {}
