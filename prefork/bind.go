@@ -31,7 +31,7 @@ type ownedPath struct {
 	info fs.FileInfo
 }
 
-func (m *Master) bindAll() error {
+func (m *master) bindAll() error {
 	acts, err := sockets.Activation(os.Getenv, os.Getpid())
 	if err != nil {
 		return fmt.Errorf("prefork: socket activation: %w", err)
@@ -61,7 +61,7 @@ func (m *Master) bindAll() error {
 // bind takes the socket for a — inherited from an old master, passed by
 // systemd, or bound now — keeps it, and hands it to tableflip for the next
 // master. It says where the socket came from.
-func (m *Master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, string, error) {
+func (m *master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, string, error) {
 	ln, owned, err := m.inherit(a)
 	if ln != nil || err != nil {
 		return ln, "inherited", err
@@ -101,7 +101,7 @@ func (m *Master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, s
 
 // inherit returns the socket an old master handed over for a, if any, and
 // whether a gracefork master created its path.
-func (m *Master) inherit(a sockets.Addr) (net.Listener, bool, error) {
+func (m *master) inherit(a sockets.Addr) (net.Listener, bool, error) {
 	if m.upg == nil {
 		return nil, false, nil
 	}
@@ -136,7 +136,7 @@ func (m *Master) inherit(a sockets.Addr) (net.Listener, bool, error) {
 
 // share keeps ln and registers it with tableflip, so that a new master can
 // inherit it.
-func (m *Master) share(a sockets.Addr, ln net.Listener, owned bool) error {
+func (m *master) share(a sockets.Addr, ln net.Listener, owned bool) error {
 	if err := m.keep(ln, a, owned); err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func unixFileName(path string, owned bool) string {
 
 // keep holds ln, and a descriptor of it for the workers, for the master's
 // life; it notes a path this master will have to unlink.
-func (m *Master) keep(ln net.Listener, a sockets.Addr, owned bool) error {
+func (m *master) keep(ln net.Listener, a sockets.Addr, owned bool) error {
 	m.lns = append(m.lns, ln)
 	f, err := sockets.File(ln)
 	if err != nil {
@@ -180,7 +180,7 @@ func (m *Master) keep(ln net.Listener, a sockets.Addr, owned bool) error {
 // on them), and not in a new master that never served (its predecessor
 // does). A path that now names another file — a new instance bound it
 // after this one stopped accepting — is left alone.
-func (m *Master) unlinkOwned() {
+func (m *master) unlinkOwned() {
 	if m.handedOver || (m.hasParent() && !m.announced) {
 		return
 	}

@@ -106,7 +106,7 @@ type Event struct {
 	Err        error
 }
 
-func (m *Master) emit(e Event) {
+func (m *master) emit(e Event) {
 	e.Time = m.clock.Now()
 	m.log(e)
 	if m.cfg.OnEvent != nil {
@@ -114,7 +114,7 @@ func (m *Master) emit(e Event) {
 	}
 }
 
-func (m *Master) log(e Event) {
+func (m *master) log(e Event) {
 	level := slog.LevelInfo
 	attrs := make([]slog.Attr, 0, 6)
 	switch e.Kind {

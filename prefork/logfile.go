@@ -45,3 +45,17 @@ func (l *logFile) Close() error {
 	defer l.mu.Unlock()
 	return l.f.Close()
 }
+
+// reopenLogs reopens Options.LogFile, which the master and, through their
+// output, the workers write to.
+func (m *master) reopenLogs() {
+	if m.logFile == nil {
+		m.cfg.Logger.Info("reopen-logs: no Options.LogFile to reopen")
+		return
+	}
+	if err := m.logFile.Reopen(); err != nil {
+		m.cfg.Logger.Error("reopen-logs failed; still writing to the old file", "file", m.cfg.LogFile, "err", err)
+		return
+	}
+	m.cfg.Logger.Info("log file reopened", "file", m.cfg.LogFile)
+}

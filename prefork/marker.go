@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// MarkerEnv is the environment variable that makes a process a worker. The
+// markerEnv is the environment variable that makes a process a worker. The
 // master sets it for the workers it starts; a worker removes it from its own
 // environment as the package initialises, so processes that a handler starts
 // never inherit it. Its value is private to gracefork.
-const MarkerEnv = "GRACEFORK_WORKER_7QZ3K9"
+const markerEnv = "GRACEFORK_WORKER_7QZ3K9"
 
 // markerVersion changes whenever the marker's fields do.
 const markerVersion = "v1"
@@ -104,15 +104,15 @@ var (
 func init() { readMarker(os.Getenv, os.Unsetenv) }
 
 func readMarker(getenv func(string) string, unsetenv func(string) error) {
-	v := getenv(MarkerEnv)
+	v := getenv(markerEnv)
 	if v == "" {
 		return
 	}
 	markerSet = true
-	unsetenv(MarkerEnv)
+	unsetenv(markerEnv)
 	mySpec, markerErr = parseSpec(v)
 	if markerErr != nil {
-		markerErr = leakedMarker(fmt.Sprintf("%s=%q is malformed: %v", MarkerEnv, v, markerErr))
+		markerErr = leakedMarker(fmt.Sprintf("%s=%q is malformed: %v", markerEnv, v, markerErr))
 		return
 	}
 	keepInherited(mySpec)
@@ -125,7 +125,7 @@ var ErrNotWorker = errors.New("not started by a gracefork master")
 func leakedMarker(what string) error {
 	return fmt.Errorf("prefork: %s; this process is %w. The variable marks worker processes "+
 		"and has probably leaked into this environment (a shell, a container spec, a child of a "+
-		"worker): unset %s and start the program again", what, ErrNotWorker, MarkerEnv)
+		"worker): unset %s and start the program again", what, ErrNotWorker, markerEnv)
 }
 
 // IsWorker reports whether this process is a gracefork worker, that is,

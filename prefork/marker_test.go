@@ -37,7 +37,7 @@ func TestParseSpecRejects(t *testing.T) {
 }
 
 func TestLeakedMarkerIsExplained(t *testing.T) {
-	env := map[string]string{MarkerEnv: "1"}
+	env := map[string]string{markerEnv: "1"}
 	unset := false
 	defer func(s bool, sp spec, e error) { markerSet, mySpec, markerErr = s, sp, e }(markerSet, mySpec, markerErr)
 	readMarker(func(k string) string { return env[k] }, func(string) error { unset = true; return nil })
@@ -45,7 +45,7 @@ func TestLeakedMarkerIsExplained(t *testing.T) {
 		t.Fatalf("unset=%v IsWorker=%v WorkerID=%d", unset, IsWorker(), WorkerID())
 	}
 	err := serveWorker(nil, Options{Addr: ":0"})
-	for _, want := range []string{MarkerEnv + `="1" is malformed`, "leaked", "unset " + MarkerEnv} {
+	for _, want := range []string{markerEnv + `="1" is malformed`, "leaked", "unset " + markerEnv} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not say %q", err, want)
 		}
@@ -53,7 +53,7 @@ func TestLeakedMarkerIsExplained(t *testing.T) {
 }
 
 func TestWorkerEnvironStripsPrivateVariables(t *testing.T) {
-	in := []string{"PATH=/bin", MarkerEnv + "=v1", "LISTEN_FDS=2", "LISTEN_PID=9", "NOTIFY_SOCKET=/run/x",
+	in := []string{"PATH=/bin", markerEnv + "=v1", "LISTEN_FDS=2", "LISTEN_PID=9", "NOTIFY_SOCKET=/run/x",
 		"TABLEFLIP_HAS_PARENT_7DIU3=1", "LISTEN_FDSX=keep", "HOME=/root"}
 	got := workerEnviron(in)
 	want := []string{"PATH=/bin", "LISTEN_FDSX=keep", "HOME=/root"}

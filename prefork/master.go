@@ -2,7 +2,6 @@ package prefork
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -21,9 +20,8 @@ import (
 	"github.com/gracefork/gracefork/signals"
 )
 
-// Master supervises the workers. [Serve] creates and runs one; a program
-// that wants to trigger actions from Go creates its own with [NewMaster].
-type Master struct {
+// master supervises the workers: the Server of the master process.
+type master struct {
 	cfg     *config
 	clock   Clock
 	spawner Spawner
@@ -45,16 +43,16 @@ type Master struct {
 	report       *os.File      // read end of the pipe a failed new master writes to
 	parentReport *os.File      // in a new master: where to say why it failed
 
-	events  chan any
-	done    chan struct{} // closed when the loop has ended
-	wg      sync.WaitGroup
-	running sync.Once
+	events chan any
+	done   chan struct{} // closed when the loop has ended
+	wg     sync.WaitGroup
 
-	// Do's actions wait here, unbounded, so that Do never blocks; one
+	// Requests wait here, unbounded, so that asking never blocks; one
 	// actionsEvent at a time in events wakes the loop for them.
 	actionsMu sync.Mutex
-	actions   []signals.Action
+	actions   []request
 	woken     bool // an actionsEvent is queued
+	ended     bool // the loop has ended: requests are refused
 
 	// Owned by the loop goroutine.
 	gen      int
@@ -73,6 +71,7 @@ type Master struct {
 
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
+	upgradeWait   []chan error // Server.Upgrade calls waiting for the upgrade in progress
 	handedOver    bool // a new master took over: this one drains and leaves
 	successor     int  // the new master's pid, once it took over (0 if it did not say)
 	waitingParent bool // started by an upgrade, and the old master is still there
@@ -128,31 +127,8 @@ type (
 	timerEvent   struct{ t *loopTimer }
 )
 
-// ErrWorkerRole is returned by NewMaster in a worker process.
-var ErrWorkerRole = errors.New("prefork: NewMaster called in a worker process; call Serve, which runs the worker")
-
-// NewMaster validates opts and binds every address — or takes them over
-// from an old master during an upgrade, or from systemd's socket
-// activation. It starts no process: [Master.Run] does. Errors name the
-// offending field and value. On Windows it returns an error wrapping
-// [ErrUnsupported].
-func NewMaster(opts Options) (m *Master, err error) {
-	if err := supported(); err != nil {
-		return nil, err
-	}
-	if IsWorker() {
-		return nil, ErrWorkerRole
-	}
-	cfg, err := opts.validate()
-	if err != nil {
-		reportToParent(err)
-		return nil, err
-	}
-	return newMaster(cfg)
-}
-
-func newMaster(cfg *config) (*Master, error) {
-	m := &Master{
+func newMaster(cfg *config) (*master, error) {
+	m := &master{
 		cfg:     cfg,
 		clock:   cfg.Clock,
 		spawner: cfg.Spawner,
@@ -194,7 +170,7 @@ func newMaster(cfg *config) (*Master, error) {
 }
 
 // init connects the master to systemd and tableflip and takes its sockets.
-func (m *Master) init() error {
+func (m *master) init() error {
 	var err error
 	if m.notify, err = sdnotify.FromEnv(os.Getenv); err != nil {
 		return err
@@ -213,31 +189,37 @@ func (m *Master) init() error {
 	return m.bindAll()
 }
 
-// Addrs returns the bound addresses, in Options order (Addr first); a ":0"
-// address shows the port the kernel picked.
-func (m *Master) Addrs() []net.Addr {
-	out := make([]net.Addr, len(m.lns))
-	for i, ln := range m.lns {
-		out[i] = ln.Addr()
-	}
-	return out
+// request is an action asked of the loop: by a signal, with no reply, or
+// by a Server method, which waits on reply for the outcome.
+type request struct {
+	a     signals.Action
+	scale bool // Server.Scale: set the worker count to n
+	n     int
+	reply chan error // buffered; nil when nobody waits
 }
 
-// Do asks the master for an action, as the signal mapped to it would. It
-// never blocks: the actions queue, without bound, and the master acts on
-// them in order — those asked before Run once Run starts. It does nothing
-// once Run has returned.
-func (m *Master) Do(a signals.Action) {
-	select {
-	case <-m.done:
-		return
-	default:
+// answer completes the request's waiter, if it has one.
+func (r request) answer(err error) { answer(r.reply, err) }
+
+// answer gives a waiter, if there is one, its outcome.
+func answer(reply chan error, err error) {
+	if reply != nil {
+		reply <- err
 	}
+}
+
+// do queues r for the loop. It never blocks: the requests queue, without
+// bound, and the loop takes them in order — those asked before Run once
+// Run starts. Once the loop has ended it returns ErrServerClosed.
+func (m *master) do(r request) error {
 	m.actionsMu.Lock()
 	defer m.actionsMu.Unlock()
-	m.actions = append(m.actions, a)
+	if m.ended {
+		return ErrServerClosed
+	}
+	m.actions = append(m.actions, r)
 	if m.woken {
-		return
+		return nil
 	}
 	select {
 	case m.events <- actionsEvent{}:
@@ -246,34 +228,47 @@ func (m *Master) Do(a signals.Action) {
 		// The queue is full: the loop will handle those events, and takes
 		// the actions after each one.
 	}
+	return nil
 }
 
-// runActions acts on what Do queued.
-func (m *Master) runActions() {
+// runActions acts on what do queued.
+func (m *master) runActions() {
 	m.actionsMu.Lock()
-	as := m.actions
+	rs := m.actions
 	m.actions, m.woken = nil, false
 	m.actionsMu.Unlock()
-	for _, a := range as {
-		m.onAction(a)
+	for _, r := range rs {
+		m.onRequest(r)
 	}
 }
 
-// Shutdown asks for a graceful shutdown: Do(signals.Shutdown).
-func (m *Master) Shutdown() { m.Do(signals.Shutdown) }
-
-// Run starts the workers and supervises them until a shutdown, then
-// returns nil, or a *BootError when workers kept failing to boot. It
-// catches the signals of Options.Signals while it runs. Run may be called
-// once.
-func (m *Master) Run() error {
-	err := errors.New("prefork: Master.Run called twice")
-	m.running.Do(func() { err = m.run() })
-	return err
+// endActions refuses, once the loop has ended, what is still queued and
+// every request asked from now on.
+func (m *master) endActions() {
+	m.actionsMu.Lock()
+	rs := m.actions
+	m.actions, m.ended = nil, true
+	m.actionsMu.Unlock()
+	for _, r := range rs {
+		r.answer(ErrServerClosed)
+	}
 }
 
-func (m *Master) run() error {
+// release closes the sockets of a master that never ran.
+func (m *master) release() {
+	m.endActions()
+	m.closeSockets()
+	m.unlinkOwned()
+	if m.logFile != nil {
+		m.logFile.Close()
+	}
+}
+
+// run starts the workers and supervises them until a shutdown; ctx ending
+// asks for a graceful one.
+func (m *master) run(ctx context.Context) error {
 	stopSignals := m.forwardSignals()
+	stopCtx := context.AfterFunc(ctx, func() { m.do(request{a: signals.Shutdown}) })
 	ctx, cancel := context.WithCancel(context.Background())
 	m.watchPredecessor(ctx)
 	for _, s := range m.slots {
@@ -285,6 +280,8 @@ func (m *Master) run() error {
 		m.handle(<-m.events)
 	}
 	close(m.done)
+	m.endActions()
+	stopCtx()
 	cancel()
 	stopSignals()
 	if m.watchdogTimer != nil {
@@ -307,7 +304,7 @@ func (m *Master) run() error {
 	return m.stopErr
 }
 
-func (m *Master) forwardSignals() (stop func()) {
+func (m *master) forwardSignals() (stop func()) {
 	ignorePipe.Do(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) })
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, m.cfg.Signals.Signals()...)
@@ -318,10 +315,10 @@ func (m *Master) forwardSignals() (stop func()) {
 			case sig := <-sigc:
 				a := m.cfg.Signals[sig]
 				if sig == sigWINCH && a == signals.StopWorkers && interactive() {
-					m.cfg.Logger.Info("SIGWINCH ignored: the master runs in a terminal, where a window resize sends it; run detached, or call Master.Do(signals.StopWorkers)")
+					m.cfg.Logger.Info("SIGWINCH ignored: the master runs in a terminal, where a window resize sends it; run detached, or call Server.Scale(0)")
 					continue
 				}
-				m.Do(a)
+				m.do(request{a: a})
 			case <-quit:
 				return
 			}
@@ -341,7 +338,7 @@ func (m *Master) forwardSignals() (stop func()) {
 var ignorePipe sync.Once
 
 // post hands an event to the loop, or drops it once the loop has ended.
-func (m *Master) post(ev any) {
+func (m *master) post(ev any) {
 	select {
 	case m.events <- ev:
 	case <-m.done:
@@ -358,7 +355,7 @@ func (m *Master) post(ev any) {
 // run: a kill of a worker that is fine. So the loop checks, when the event
 // comes up, that the timer is still the current one: Stop, called in the
 // loop, marks it stale, and its f never runs.
-func (m *Master) after(d time.Duration, f func()) Timer {
+func (m *master) after(d time.Duration, f func()) Timer {
 	t := &loopTimer{f: f}
 	t.clock = m.clock.AfterFunc(d, func() { m.post(timerEvent{t}) })
 	return t
@@ -390,7 +387,7 @@ func (t *loopTimer) fire() {
 	t.f()
 }
 
-func (m *Master) handle(ev any) {
+func (m *master) handle(ev any) {
 	switch ev := ev.(type) {
 	case exitEvent:
 		m.onExit(ev.w, ev.exit)
@@ -414,13 +411,28 @@ func (m *Master) handle(ev any) {
 // events queue; the loop takes them after the next event. While a wake-up
 // is queued the actions wait for it, so that they run in their place in
 // the queue and no stale wake-up is left behind.
-func (m *Master) actionsLost() bool {
+func (m *master) actionsLost() bool {
 	m.actionsMu.Lock()
 	defer m.actionsMu.Unlock()
 	return len(m.actions) > 0 && !m.woken
 }
 
-func (m *Master) onAction(a signals.Action) {
+// onRequest acts on a request of a signal or a Server method.
+func (m *master) onRequest(r request) {
+	if r.scale {
+		if m.stopping {
+			r.answer(ErrServerClosed)
+			return
+		}
+		m.scale(r.n)
+		r.answer(nil)
+		return
+	}
+	m.onAction(r)
+}
+
+func (m *master) onAction(r request) {
+	a := r.a
 	m.emit(Event{Kind: EventAction, Action: a})
 	if a == signals.Shutdown || a == signals.Quit {
 		m.asked = true
@@ -429,6 +441,7 @@ func (m *Master) onAction(a signals.Action) {
 		}
 	}
 	if m.stopping && a != signals.Quit {
+		r.answer(ErrServerClosed)
 		return
 	}
 	switch a {
@@ -437,7 +450,11 @@ func (m *Master) onAction(a signals.Action) {
 	case signals.Quit:
 		m.stop(false, nil)
 	case signals.Reload:
-		m.startReload()
+		m.startReload(r.reply)
+		return
+	case signals.Upgrade:
+		m.startUpgrade(r.reply)
+		return
 	case signals.AddWorker:
 		m.addWorker()
 	case signals.RemoveWorker:
@@ -446,9 +463,8 @@ func (m *Master) onAction(a signals.Action) {
 		m.stopWorkers()
 	case signals.ReopenLogs:
 		m.reopenLogs()
-	case signals.Upgrade:
-		m.startUpgrade()
 	}
+	r.answer(nil)
 }
 
 // closeListenersWait bounds the first phase of a final stop: how long the
@@ -479,7 +495,7 @@ const closeListenersWait = time.Second
 //
 // A reload, a scale-down or a handover drains at once, in one phase: other
 // workers — this master's, or the new master's — accept on the socket.
-func (m *Master) stop(graceful bool, err error) {
+func (m *master) stop(graceful bool, err error) {
 	if m.stopping && (graceful || m.quitting) {
 		return
 	}
@@ -492,7 +508,7 @@ func (m *Master) stop(graceful bool, err error) {
 	if m.stopErr == nil {
 		m.stopErr = err
 	}
-	m.reload = reloadState{}
+	m.endReload(ErrServerClosed)
 	for _, s := range m.slots {
 		cancelRestart(s)
 	}
@@ -514,7 +530,7 @@ func (m *Master) stop(graceful bool, err error) {
 // still booting is told too, and waited for: it reads its control channel
 // once it serves, and may have accepted connections by then, which a quit
 // would cut.
-func (m *Master) closeListeners() {
+func (m *master) closeListeners() {
 	for _, w := range m.liveWorkers() {
 		if w.stopping {
 			continue
@@ -543,7 +559,7 @@ func (m *Master) closeListeners() {
 
 // listenersClosed notes that w has closed its listeners, or exited, during
 // the first phase of a stop.
-func (m *Master) listenersClosed(w *worker) {
+func (m *master) listenersClosed(w *worker) {
 	if !w.closingLns {
 		return
 	}
@@ -553,7 +569,7 @@ func (m *Master) listenersClosed(w *worker) {
 
 // maybeDrainAfterClose begins the second phase once no live worker has a
 // listener open.
-func (m *Master) maybeDrainAfterClose() {
+func (m *master) maybeDrainAfterClose() {
 	if !m.closingLns {
 		return
 	}
@@ -566,7 +582,7 @@ func (m *Master) maybeDrainAfterClose() {
 }
 
 // drainAfterClose is the second phase of a final stop: drain every worker.
-func (m *Master) drainAfterClose() {
+func (m *master) drainAfterClose() {
 	m.endCloseWait()
 	for _, w := range m.liveWorkers() {
 		if !w.stopping {
@@ -576,7 +592,7 @@ func (m *Master) drainAfterClose() {
 }
 
 // endCloseWait ends the first phase of a stop, if one is under way.
-func (m *Master) endCloseWait() {
+func (m *master) endCloseWait() {
 	m.closingLns = false
 	if m.closeWaitTimer != nil {
 		m.closeWaitTimer.Stop()
@@ -595,7 +611,7 @@ func cancelRestart(s *slot) {
 }
 
 // liveWorkers lists the workers in a stable order, for deterministic logs.
-func (m *Master) liveWorkers() []*worker {
+func (m *master) liveWorkers() []*worker {
 	ws := make([]*worker, 0, len(m.workers))
 	for w := range m.workers {
 		ws = append(ws, w)
@@ -606,7 +622,7 @@ func (m *Master) liveWorkers() []*worker {
 
 // stopWorker tells w to drain or quit, and arms the kill that follows if it
 // has not exited in time.
-func (m *Master) stopWorker(w *worker, graceful bool) {
+func (m *master) stopWorker(w *worker, graceful bool) {
 	w.stopping = true
 	stopTimer(w.beatTimer) // it has a deadline now
 	msg := control.Message{Type: control.TypeQuit}
@@ -639,7 +655,7 @@ func satAdd(a, b time.Duration) time.Duration {
 
 // send writes one message to a worker. A worker that cannot take it is dead
 // or dying; its exit arrives as an event, so the error is dropped here.
-func (m *Master) send(w *worker, msg control.Message) {
+func (m *master) send(w *worker, msg control.Message) {
 	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))
 	control.Write(w.ctl, msg)
 }
@@ -648,7 +664,7 @@ func (m *Master) send(w *worker, msg control.Message) {
 // less the variables that belong to the master alone — a stale marker,
 // tableflip's and systemd's hand-over variables.
 func workerEnviron(env []string) []string {
-	private := []string{MarkerEnv, tableflipParentEnv, "LISTEN_FDS", "LISTEN_PID",
+	private := []string{markerEnv, tableflipParentEnv, "LISTEN_FDS", "LISTEN_PID",
 		"LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
 	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
@@ -667,7 +683,7 @@ func workerEnviron(env []string) []string {
 // master). A new master that never served leaves tableflip alone: its
 // Stop would unlink unix sockets handed over as tableflip listeners by an
 // older gracefork, which the old master still serves.
-func (m *Master) closeSockets() {
+func (m *master) closeSockets() {
 	if m.closed {
 		return
 	}

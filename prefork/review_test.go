@@ -1,6 +1,7 @@
 package prefork_test
 
 import (
+	"context"
 	"errors"
 	"math"
 	"syscall"
@@ -16,7 +17,7 @@ import (
 // it: actions are handled in order, and ReopenLogs changes nothing here.
 func (r *rig) barrier() {
 	r.t.Helper()
-	r.m.Do(signals.ReopenLogs)
+	prefork.Do(r.m, signals.ReopenLogs)
 	r.ev.Wait(r.t, prefork.EventAction, func(e prefork.Event) bool { return e.Action == signals.ReopenLogs })
 }
 
@@ -36,12 +37,12 @@ func TestGiveUpDuringFirstSpawnsReturns(t *testing.T) {
 	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
 	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
 	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
-	m, err := prefork.NewMaster(prefork.Options{Addr: "127.0.0.1:0", Workers: 2, MaxBootFailures: 2,
+	m, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0", Workers: 2, MaxBootFailures: 2,
 		Spawner: r.sp, Clock: r.clk, OnEvent: r.ev.Record})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { r.done <- m.Run() }()
+	go func() { r.done <- m.Run(context.Background()) }()
 	var be *prefork.BootError
 	if err := r.result(); !errors.As(err, &be) {
 		t.Fatalf("Run = %v, want a BootError", err)
@@ -56,11 +57,11 @@ func TestQueuedReloadDoesNotUndoStopWorkers(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 2})
 	r.boot()
 	r.boot()
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	r.next() // slot 0's replacement, booting
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	r.ev.Wait(t, prefork.EventReloadQueued, nil)
-	r.m.Do(signals.StopWorkers)
+	prefork.Do(r.m, signals.StopWorkers)
 	r.barrier()
 	spawned := countKind(r.ev, prefork.EventSpawned)
 	if spawned != 3 {
@@ -74,9 +75,9 @@ func TestQueuedReloadDoesNotUndoStopWorkers(t *testing.T) {
 func TestReloadQueuedBehindFailureRuns(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	old := r.boot()
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	bad := r.next()
-	r.m.Do(signals.Reload) // the operator shipped a fix
+	prefork.Do(r.m, signals.Reload) // the operator shipped a fix
 	r.ev.Wait(t, prefork.EventReloadQueued, nil)
 	bad.Exit(2, "panic: broken build")
 	r.ev.Wait(t, prefork.EventReloadFailed, nil)
@@ -93,7 +94,7 @@ func TestSpawnFailureEndsReloadOnce(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	r.boot()
 	r.sp.FailNext(errors.New("exec: no such file"))
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	r.ev.Wait(t, prefork.EventReloadFailed, nil)
 	r.barrier()
 	if n := countKind(r.ev, prefork.EventReloadDone); n != 0 {
@@ -107,7 +108,7 @@ func TestSpawnFailureEndsReloadOnce(t *testing.T) {
 func TestHugeGracefulTimeoutDoesNotKill(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1, GracefulTimeout: math.MaxInt64})
 	w := r.boot()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	w.WaitStop(t)
 	r.clk.Advance(24 * time.Hour)
 	w.Exit(0)

@@ -75,9 +75,6 @@ func (e Exit) String() string {
 	return fmt.Sprintf("exit status %d", e.Code)
 }
 
-// Success reports whether the process exited with status 0.
-func (e Exit) Success() bool { return e.Signal == nil && e.Code == 0 }
-
 // ExecSpawner starts each worker by executing a binary, by default the one
 // this process runs, with the same arguments.
 type ExecSpawner struct {

@@ -1,6 +1,7 @@
 package prefork_test
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -19,7 +20,7 @@ type rig struct {
 	sp   *preforktest.Spawner
 	clk  *preforktest.Clock
 	ev   *preforktest.Events
-	m    *prefork.Master
+	m    *prefork.Server
 	done chan error
 	ws   []*preforktest.Worker // every worker spawned, in order
 }
@@ -32,12 +33,12 @@ func newRig(t *testing.T, opts prefork.Options) *rig {
 	if opts.LogFile == "" {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
-	m, err := prefork.NewMaster(opts)
+	m, err := prefork.New(nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.m = m
-	go func() { r.done <- m.Run() }()
+	go func() { r.done <- m.Run(context.Background()) }()
 	return r
 }
 
@@ -95,7 +96,7 @@ func TestStartsWorkersInSlotsAndShutsDown(t *testing.T) {
 		}
 		ws = append(ws, w)
 	}
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	for _, w := range ws {
 		if st := w.WaitStop(t); !st.Drain || st.Deadline != 7*time.Second {
 			t.Fatalf("worker %d told %+v, want drain within 7s", w.Slot, st)
@@ -179,9 +180,9 @@ func TestCrashRestartsSameSlotWithBackoff(t *testing.T) {
 func (r *rig) finish(graceful bool) {
 	r.t.Helper()
 	if graceful {
-		r.m.Shutdown()
+		prefork.Do(r.m, signals.Shutdown)
 	} else {
-		r.m.Do(signals.Quit)
+		prefork.Do(r.m, signals.Quit)
 	}
 	for _, w := range r.ws {
 		if w.Exited() {
@@ -270,7 +271,7 @@ func TestReadyResetsBootFailures(t *testing.T) {
 func TestGracefulStragglerIsKilled(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1, GracefulTimeout: 3 * time.Second})
 	w := r.boot()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	w.WaitStop(t)
 	r.clk.WaitTimer(t, 5*time.Second) // the deadline plus the master's grace
 	r.clk.Advance(5 * time.Second)
@@ -286,11 +287,11 @@ func TestGracefulStragglerIsKilled(t *testing.T) {
 func TestQuitDuringDrainHurries(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	w := r.boot()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	if st := w.WaitStop(t); !st.Drain {
 		t.Fatalf("told %+v", st)
 	}
-	r.m.Do(signals.Quit)
+	prefork.Do(r.m, signals.Quit)
 	if st := w.WaitStop(t); st.Drain {
 		t.Fatalf("after quit told %+v, want quit", st)
 	}
@@ -303,7 +304,7 @@ func TestQuitDuringDrainHurries(t *testing.T) {
 func TestNoRestartDuringShutdown(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 2})
 	a, b := r.boot(), r.boot()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	a.WaitStop(t)
 	a.Exit(1) // crashes while draining: not restarted
 	b.WaitStop(t)

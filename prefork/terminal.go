@@ -25,7 +25,11 @@ import (
 // master can upgrade in turn.
 const successorEnv = "GRACEFORK_SUCCESSOR_7QZ3K9"
 
-func init() {
+// runTerminalWaiter makes this process the waiter, and exits with the new
+// master's status, when the old master re-executed itself as one: New
+// calls it first. A program's work before New is therefore done again in
+// the waiter; nothing happens at import.
+func runTerminalWaiter() {
 	if v := os.Getenv(successorEnv); v != "" {
 		os.Exit(waitSuccessor(v))
 	}
@@ -37,7 +41,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, sy
 
 // awaitSuccessorInTerminal turns this old master into the waiter, when it
 // runs in a terminal; it returns only if it cannot.
-func (m *Master) awaitSuccessorInTerminal() {
+func (m *master) awaitSuccessorInTerminal() {
 	kids := childPids(os.Getpid())
 	if len(kids) != 1 {
 		m.cfg.Logger.Warn("after the upgrade, cannot tell the new master among this process's children; exiting",

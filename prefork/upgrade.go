@@ -27,7 +27,7 @@ type predecessorEvent struct{ err error }
 
 // watchPredecessor reports when the old master has gone; until then this
 // master cannot upgrade in turn.
-func (m *Master) watchPredecessor(ctx context.Context) {
+func (m *master) watchPredecessor(ctx context.Context) {
 	if !m.hasParent() {
 		return
 	}
@@ -39,7 +39,7 @@ func (m *Master) watchPredecessor(ctx context.Context) {
 	})
 }
 
-func (m *Master) onPredecessorGone(ev predecessorEvent) {
+func (m *master) onPredecessorGone(ev predecessorEvent) {
 	m.waitingParent = false
 	m.emit(Event{Kind: EventPredecessorGone, Err: ev.err})
 }
@@ -70,7 +70,7 @@ func parseReport(s string) (pid int, detail string) {
 
 // setupUpgrader takes this process's tableflip Upgrader, and, in a new
 // master started by an upgrade, the pipe to report failure through.
-func (m *Master) setupUpgrader() error {
+func (m *master) setupUpgrader() error {
 	upg, err := takeUpgrader(m.cfg.UpgradeTimeout)
 	if err != nil {
 		return fmt.Errorf("prefork: %w", err)
@@ -89,7 +89,7 @@ func (m *Master) setupUpgrader() error {
 }
 
 // tellParent reports a failure to start to the old master, if there is one.
-func (m *Master) tellParent(err error) {
+func (m *master) tellParent(err error) {
 	if m.parentReport == nil || err == nil {
 		return
 	}
@@ -118,13 +118,18 @@ func reportToParent(err error) {
 // tableflipParentEnv is set by tableflip in a process started by Upgrade.
 const tableflipParentEnv = "TABLEFLIP_HAS_PARENT_7DIU3"
 
-func (m *Master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
+func (m *master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
 
 // startUpgrade starts the binary on disk as a new master that inherits
 // every socket. This master drains and exits once the new one — and all its
-// workers — are ready; if the new one fails, nothing changes here.
-func (m *Master) startUpgrade() {
-	refuse := func(why string) { m.emit(Event{Kind: EventUpgradeRefused, Err: errors.New(why)}) }
+// workers — are ready; if the new one fails, nothing changes here. reply,
+// if not nil, gets the outcome.
+func (m *master) startUpgrade(reply chan error) {
+	refuse := func(why string) {
+		err := fmt.Errorf("%w: %s", ErrUpgradeRefused, why)
+		m.emit(Event{Kind: EventUpgradeRefused, Err: err})
+		answer(reply, err)
+	}
 	switch {
 	case m.upgradeFn == nil:
 		refuse("another master in this process owns tableflip's upgrader")
@@ -144,9 +149,13 @@ func (m *Master) startUpgrade() {
 	}
 	if err := m.prepareReport(); err != nil {
 		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
+		answer(reply, err)
 		return
 	}
 	m.upgrading = true
+	if reply != nil {
+		m.upgradeWait = append(m.upgradeWait, reply)
+	}
 	m.emit(Event{Kind: EventUpgradeStarted})
 	upgrade := m.upgradeFn
 	m.wg.Go(func() {
@@ -158,7 +167,7 @@ func (m *Master) startUpgrade() {
 }
 
 // prepareReport makes, once, the pipe a new master reports failure into.
-func (m *Master) prepareReport() error {
+func (m *master) prepareReport() error {
 	if m.upg == nil {
 		return nil // a test's upgrade function: no new process to hear from
 	}
@@ -199,24 +208,45 @@ func readReport(r *os.File) string {
 	return strings.TrimSpace(b.String())
 }
 
-func (m *Master) onUpgrade(ev upgradeEvent) {
+// onUpgrade ends an upgrade attempt: the new master took over, or failed,
+// or was killed by a stop; the Upgrade calls waiting learn which.
+func (m *master) onUpgrade(ev upgradeEvent) {
 	m.upgrading = false
-	if ev.err != nil && m.stopping {
+	wait := m.upgradeWait
+	m.upgradeWait = nil
+	err := m.upgradeOutcome(ev)
+	for _, c := range wait {
+		c <- err
+	}
+	if err == nil {
+		m.handOver(ev.successor)
+	}
+}
+
+// upgradeOutcome reports a failed upgrade and returns its error, or nil
+// when the new master took over.
+func (m *master) upgradeOutcome(ev upgradeEvent) error {
+	switch {
+	case ev.err != nil && m.stopping:
 		// closeSockets stopped tableflip, which killed the new master.
 		m.emit(Event{Kind: EventUpgradeCancelled, Err: ev.err})
-		return
-	}
-	if ev.err != nil {
+		return fmt.Errorf("prefork: upgrade cancelled by the stop: %w", ev.err)
+	case ev.err != nil:
 		err := fmt.Errorf("prefork: upgrade failed, this master and its workers serve on: %w", ev.err)
 		if ev.detail != "" {
 			err = fmt.Errorf("%w; the new master said: %s", err, ev.detail)
 		}
 		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
-		return
+		return err
 	}
+	return nil
+}
+
+// handOver makes this master leave to the new one, which is ready.
+func (m *master) handOver(successor int) {
 	m.handedOver = true
-	m.successor = ev.successor
-	m.emit(Event{Kind: EventUpgraded, Pid: ev.successor})
+	m.successor = successor
+	m.emit(Event{Kind: EventUpgraded, Pid: successor})
 	if m.stopping {
 		// The new master became ready just as this one began to stop: it
 		// serves now, so a stop that was asked for goes on to it.
@@ -236,7 +266,7 @@ func (m *Master) onUpgrade(ev upgradeEvent) {
 // (a PID file read earlier, a script), and a stop must stop the service,
 // not one generation of it. The signal sent is the one this master's
 // Options.Signals maps to the action.
-func (m *Master) forwardStop(a signals.Action) {
+func (m *master) forwardStop(a signals.Action) {
 	ev := Event{Kind: EventStopForwarded, Action: a, Pid: m.successor}
 	var sig os.Signal
 	for _, s := range m.cfg.Signals.Signals() {
@@ -263,7 +293,7 @@ func (m *Master) forwardStop(a signals.Action) {
 // maybeAnnounce tells the world the master serves, once every slot has a
 // ready worker at start: tableflip's Ready (which lets an old master go),
 // the PID file, systemd's READY=1 (with MAINPID after an upgrade).
-func (m *Master) maybeAnnounce() {
+func (m *master) maybeAnnounce() {
 	if m.announced || m.stopping || !m.allReady() {
 		return
 	}
@@ -295,7 +325,7 @@ func (m *Master) maybeAnnounce() {
 	m.emit(Event{Kind: EventServing, Workers: len(m.slots)})
 }
 
-func (m *Master) allReady() bool {
+func (m *master) allReady() bool {
 	for _, s := range m.slots {
 		if s.w == nil || !s.w.ready {
 			return false
@@ -309,7 +339,7 @@ func (m *Master) allReady() bool {
 // upgrade, the old master's, whose environment it inherited and whose
 // place it takes. It then names itself in WATCHDOG_PID, so that the master
 // it starts at the next upgrade sees "my parent" in turn.
-func (m *Master) setupWatchdog() error {
+func (m *master) setupWatchdog() error {
 	pids := []int{os.Getpid()}
 	if m.hasParent() {
 		pids = append(pids, os.Getppid())
@@ -323,7 +353,7 @@ func (m *Master) setupWatchdog() error {
 
 // pingWatchdog pings now and every m.watchdog, until this master has
 // handed over to a new one, which pings from then on.
-func (m *Master) pingWatchdog() {
+func (m *master) pingWatchdog() {
 	if m.handedOver {
 		return
 	}
@@ -331,7 +361,7 @@ func (m *Master) pingWatchdog() {
 	m.watchdogTimer = m.after(m.watchdog, m.pingWatchdog)
 }
 
-func (m *Master) sdNotify(msg string) {
+func (m *master) sdNotify(msg string) {
 	if err := m.notify.Send(msg); err != nil {
 		m.cfg.Logger.Warn("sd_notify failed", "msg", msg, "err", err)
 	}

@@ -99,11 +99,11 @@ func serveWorker(h http.Handler, opts Options) error {
 // into a process nobody started as a worker must fail here, not hang.
 func (w *workerProc) inherit(s spec) error {
 	if err := sockets.CheckControl(s.ctl); err != nil {
-		return leakedMarker(fmt.Sprintf("%s names control %v", MarkerEnv, err))
+		return leakedMarker(fmt.Sprintf("%s names control %v", markerEnv, err))
 	}
 	for _, fd := range s.fds {
 		if err := sockets.CheckListener(fd); err != nil {
-			return leakedMarker(fmt.Sprintf("%s names listener %v", MarkerEnv, err))
+			return leakedMarker(fmt.Sprintf("%s names listener %v", markerEnv, err))
 		}
 	}
 	// The control channel and the listeners are real: a master started us,
