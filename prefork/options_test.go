@@ -20,7 +20,7 @@ import (
 
 // Bad options are refused before any socket or process: the spawner here
 // fails the test if it is ever asked for a worker.
-func TestNewMasterRejectsBadOptions(t *testing.T) {
+func TestNewRejectsBadOptions(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestNewMasterRejectsBadOptions(t *testing.T) {
 			_, err := prefork.New(nil, c.opts)
 			var oe *prefork.OptionError
 			if !errors.As(err, &oe) {
-				t.Fatalf("NewMaster = %v, want *OptionError", err)
+				t.Fatalf("New = %v, want *OptionError", err)
 			}
 			head, tail, cut := strings.Cut(c.want, "…")
 			if cut && strings.HasPrefix(err.Error(), head) && strings.HasSuffix(err.Error(), tail) {
@@ -85,7 +85,7 @@ func TestAddressInUseUnwraps(t *testing.T) {
 	defer busy.Close()
 	_, err = prefork.New(nil, prefork.Options{Addrs: []string{"127.0.0.1:0", busy.Addr().String()}})
 	if !errors.Is(err, syscall.EADDRINUSE) {
-		t.Fatalf("NewMaster = %v, want EADDRINUSE", err)
+		t.Fatalf("New = %v, want EADDRINUSE", err)
 	}
 }
 

@@ -19,6 +19,6 @@ func TestServeUnsupported(t *testing.T) {
 		t.Fatalf("Serve = %v, want ErrUnsupported naming %s and the single-process mode to come", err, runtime.GOOS)
 	}
 	if m, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0"}); m != nil || !errors.Is(err, prefork.ErrUnsupported) {
-		t.Fatalf("NewMaster = %v, %v; want ErrUnsupported", m, err)
+		t.Fatalf("New = %v, %v; want ErrUnsupported", m, err)
 	}
 }
