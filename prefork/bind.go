@@ -50,8 +50,7 @@ func (m *master) bindAll() error {
 	}
 	for _, act := range acts {
 		if act.Listener != nil {
-			m.cfg.Logger.Warn("socket activation passed a socket no Options address names; closing it",
-				"addr", act.Listener.Addr().String(), "name", act.Name)
+			m.emit(Event{Kind: EventUnusedActivation, Addr: act.Listener.Addr().String(), Detail: act.Name})
 			act.Listener.Close()
 		}
 	}
@@ -187,7 +186,7 @@ func (m *master) unlinkOwned() {
 	for _, o := range m.owned {
 		if info, err := os.Lstat(o.path); err == nil && os.SameFile(info, o.info) {
 			if err := os.Remove(o.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				m.cfg.Logger.Warn("cannot remove the unix socket", "path", o.path, "err", err)
+				m.emit(Event{Kind: EventSocketNotRemoved, Path: o.path, Err: err})
 			}
 		}
 	}

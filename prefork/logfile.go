@@ -50,12 +50,12 @@ func (l *logFile) Close() error {
 // output, the workers write to.
 func (m *master) reopenLogs() {
 	if m.logFile == nil {
-		m.cfg.Logger.Info("reopen-logs: no Options.LogFile to reopen")
+		m.emit(Event{Kind: EventNoLogFile})
 		return
 	}
 	if err := m.logFile.Reopen(); err != nil {
-		m.cfg.Logger.Error("reopen-logs failed; still writing to the old file", "file", m.cfg.LogFile, "err", err)
+		m.emit(Event{Kind: EventLogReopenFailed, Path: m.cfg.LogFile, Err: err})
 		return
 	}
-	m.cfg.Logger.Info("log file reopened", "file", m.cfg.LogFile)
+	m.emit(Event{Kind: EventLogReopened, Path: m.cfg.LogFile})
 }

@@ -72,9 +72,9 @@ type master struct {
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
 	upgradeWait   []chan error // Server.Upgrade calls waiting for the upgrade in progress
-	handedOver    bool // a new master took over: this one drains and leaves
-	successor     int  // the new master's pid, once it took over (0 if it did not say)
-	waitingParent bool // started by an upgrade, and the old master is still there
+	handedOver    bool         // a new master took over: this one drains and leaves
+	successor     int          // the new master's pid, once it took over (0 if it did not say)
+	waitingParent bool         // started by an upgrade, and the old master is still there
 	watchdogTimer Timer
 }
 
@@ -123,6 +123,14 @@ type (
 		w   *worker
 		err error
 	}
+	unknownMsgEvent struct {
+		w   *worker
+		typ string
+	}
+	orphanEvent struct {
+		pid    int
+		status string
+	}
 	actionsEvent struct{} // Do queued actions
 	timerEvent   struct{ t *loopTimer }
 )
@@ -148,7 +156,9 @@ func newMaster(cfg *config) (*master, error) {
 		}
 	}
 	if m.spawner == nil {
-		es := &ExecSpawner{Path: invokedAs(), self: true, logger: cfg.Logger}
+		es := &ExecSpawner{Path: invokedAs(), self: true, binaryGone: func(binary, running string) {
+			m.emit(Event{Kind: EventBinaryGone, Path: binary, Detail: running}) // Spawn runs in the loop
+		}}
 		if m.logFile != nil {
 			es.Stdout, es.Stderr = m.logFile, m.logFile
 		}
@@ -196,6 +206,7 @@ type request struct {
 	scale bool // Server.Scale: set the worker count to n
 	n     int
 	reply chan error // buffered; nil when nobody waits
+	sig   os.Signal  // the signal that asked, if one did
 }
 
 // answer completes the request's waiter, if it has one.
@@ -313,12 +324,7 @@ func (m *master) forwardSignals() (stop func()) {
 		for {
 			select {
 			case sig := <-sigc:
-				a := m.cfg.Signals[sig]
-				if sig == sigWINCH && a == signals.StopWorkers && interactive() {
-					m.cfg.Logger.Info("SIGWINCH ignored: the master runs in a terminal, where a window resize sends it; run detached, or call Server.Scale(0)")
-					continue
-				}
-				m.do(request{a: a})
+				m.do(request{a: m.cfg.Signals[sig], sig: sig})
 			case <-quit:
 				return
 			}
@@ -395,6 +401,10 @@ func (m *master) handle(ev any) {
 		m.onMessage(ev.w, ev.msg)
 	case ctlErrEvent:
 		m.onProtocolError(ev.w, ev.err)
+	case unknownMsgEvent:
+		m.onUnknownMessage(ev)
+	case orphanEvent:
+		m.emit(Event{Kind: EventOrphanReaped, Pid: ev.pid, Detail: ev.status})
 	case timerEvent:
 		ev.t.fire()
 	case upgradeEvent:
@@ -433,6 +443,10 @@ func (m *master) onRequest(r request) {
 
 func (m *master) onAction(r request) {
 	a := r.a
+	if r.sig == sigWINCH && r.sig != nil && a == signals.StopWorkers && interactive() {
+		m.emit(Event{Kind: EventSignalIgnored})
+		return
+	}
 	m.emit(Event{Kind: EventAction, Action: a})
 	if a == signals.Shutdown || a == signals.Quit {
 		m.asked = true
@@ -550,8 +564,7 @@ func (m *master) closeListeners() {
 				late = append(late, w.String())
 			}
 		}
-		m.cfg.Logger.Warn("stop: draining although workers did not say they stopped accepting",
-			"after", closeListenersWait, "workers", strings.Join(late, ", "))
+		m.emit(Event{Kind: EventDrainForced, Delay: closeListenersWait, Detail: strings.Join(late, ", ")})
 		m.drainAfterClose()
 	})
 	m.maybeDrainAfterClose()

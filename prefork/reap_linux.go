@@ -75,6 +75,14 @@ func (m *master) startReaper() (stop func()) {
 // is not a worker. The registry stays locked throughout, so no worker can start
 // (and die) between the scan and the wait.
 func (m *master) reapOrphans() {
+	// Posted once the registry is unlocked: the loop may wait for it to
+	// start a worker.
+	for _, ev := range reap() {
+		m.post(ev)
+	}
+}
+
+func reap() (reaped []orphanEvent) {
 	workerPids.Lock()
 	defer workerPids.Unlock()
 	for _, pid := range children(os.Getpid()) {
@@ -83,9 +91,10 @@ func (m *master) reapOrphans() {
 		}
 		var ws unix.WaitStatus
 		if n, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && n == pid {
-			m.cfg.Logger.Debug("reaped an orphan", "pid", pid, "status", waitStatus(ws))
+			reaped = append(reaped, orphanEvent{pid, waitStatus(ws)})
 		}
 	}
+	return reaped
 }
 
 func waitStatus(ws unix.WaitStatus) string {

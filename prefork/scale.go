@@ -9,7 +9,7 @@ func (m *master) addWorker() {
 // removeWorker drains the highest slot's worker, never the last one.
 func (m *master) removeWorker() {
 	if len(m.slots) <= 1 {
-		m.cfg.Logger.Warn("remove-worker refused: one worker is the minimum; use stop-workers to stop them all")
+		m.emit(Event{Kind: EventRemoveRefused})
 		return
 	}
 	m.scaleTo(len(m.slots) - 1)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,8 +93,9 @@ type ExecSpawner struct {
 
 	// self: Path names this program (the master's own spawner), so the
 	// running executable may stand in for it when it is gone.
-	self   bool
-	logger *slog.Logger // for the warning when it does; default slog.Default
+	self bool
+	// binaryGone reports when it does: an event of the master's.
+	binaryGone func(binary, running string)
 }
 
 var _ Spawner = (*ExecSpawner)(nil)
@@ -196,8 +196,9 @@ func (s *ExecSpawner) path(reload bool) (string, error) {
 	if runningExecutable == "" {
 		return p, nil
 	}
-	cmp.Or(s.logger, slog.Default()).Warn("the binary is gone; the worker starts from the executable this master runs",
-		"binary", p, "running", runningExecutable)
+	if s.binaryGone != nil {
+		s.binaryGone(p, runningExecutable)
+	}
 	return runningExecutable, nil
 }
 

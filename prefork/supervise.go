@@ -82,7 +82,7 @@ func (m *master) readControl(w *worker) {
 			// A newer worker's message, read whole (a reload to a newer
 			// binary): skip it. Killing the worker would turn a deploy
 			// into a crash loop.
-			m.cfg.Logger.Warn("master ignores an unknown control message", "worker", w.String(), "type", msg.Type.String())
+			m.post(unknownMsgEvent{w, msg.Type.String()})
 			continue
 		}
 		if err != nil {
@@ -93,6 +93,12 @@ func (m *master) readControl(w *worker) {
 		}
 		m.post(msgEvent{w, msg})
 	}
+}
+
+// onUnknownMessage notes a message of a newer worker, skipped.
+func (m *master) onUnknownMessage(ev unknownMsgEvent) {
+	w := ev.w
+	m.emit(Event{Kind: EventUnknownMessage, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Detail: ev.typ})
 }
 
 func (m *master) onMessage(w *worker, msg control.Message) {
@@ -118,7 +124,7 @@ func (m *master) onMessage(w *worker, msg control.Message) {
 	default:
 		// A message for workers, well formed: a bug in the worker, or a
 		// build that means something else by it. Not worth a kill.
-		m.cfg.Logger.Warn("master ignores a control message that is not for it", "worker", w.String(), "type", msg.Type.String())
+		m.emit(Event{Kind: EventMisdirectedMessage, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Detail: msg.Type.String()})
 	}
 }
 

@@ -44,12 +44,10 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, sy
 func (m *master) awaitSuccessorInTerminal() {
 	kids := childPids(os.Getpid())
 	if len(kids) != 1 {
-		m.cfg.Logger.Warn("after the upgrade, cannot tell the new master among this process's children; exiting",
-			"children", fmt.Sprint(kids))
+		m.emit(Event{Kind: EventSuccessorUnknown, Detail: fmt.Sprint(kids)})
 		return
 	}
-	m.cfg.Logger.Info("upgraded in a terminal: this process stays, so Ctrl-C still reaches the new master; it waits for it",
-		"new_master", kids[0])
+	m.emit(Event{Kind: EventWaitingForSuccessor, Pid: kids[0]})
 	env := append(os.Environ(), successorEnv+"="+strconv.Itoa(kids[0]))
 	// A Ctrl-C during the exec must not kill the waiter-to-be with the
 	// default action: ignored signals stay ignored across exec until the
@@ -64,7 +62,7 @@ func (m *master) awaitSuccessorInTerminal() {
 		err = syscall.Exec(exe, os.Args, env)
 	}
 	signal.Reset(forwarded...)
-	m.cfg.Logger.Error("cannot wait for the new master; exiting", "err", err)
+	m.emit(Event{Kind: EventWaiterFailed, Err: err})
 }
 
 // waitSuccessor is the waiter: it forwards every catchable signal to the

@@ -306,12 +306,12 @@ func (m *master) maybeAnnounce() {
 	}
 	if m.upg != nil {
 		if err := m.upg.Ready(); err != nil {
-			m.cfg.Logger.Error("tableflip ready", "err", err)
+			m.emit(Event{Kind: EventTableflipReadyFailed, Err: err})
 		}
 	}
 	if m.cfg.PIDFile != "" {
 		if err := writePIDFile(m.cfg.PIDFile); err != nil {
-			m.cfg.Logger.Error("cannot write the PID file", "file", m.cfg.PIDFile, "err", err)
+			m.emit(Event{Kind: EventPIDFileFailed, Path: m.cfg.PIDFile, Err: err})
 		}
 	}
 	msg := sdnotify.Ready()
@@ -363,7 +363,7 @@ func (m *master) pingWatchdog() {
 
 func (m *master) sdNotify(msg string) {
 	if err := m.notify.Send(msg); err != nil {
-		m.cfg.Logger.Warn("sd_notify failed", "msg", msg, "err", err)
+		m.emit(Event{Kind: EventNotifyFailed, Detail: msg, Err: err})
 	}
 }
 
