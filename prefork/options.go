@@ -42,30 +42,6 @@ const (
 	MinBootTimeout = time.Second
 )
 
-// Restart backoff: the first restart after a crash is immediate, each
-// further one in a row waits twice as long, from minBackoff up to
-// maxBackoff. A worker that served for servedWell clears the count: its
-// slot restarts at once, however often that happens.
-//
-// servedWell is one heartbeat interval. A worker that dies within a second
-// of its "ready" dies of what it does at start — the same code in every
-// attempt, a boot loop in disguise — and backs off; one that served for a
-// second took traffic, and its death (a request of death, the OOM killer,
-// kill -9) says nothing about the next worker, which costs a process start
-// (tens of milliseconds) while its slot's capacity is missing.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 10 * time.Second
-	servedWell = time.Second
-	// killGrace is how long the master waits past a worker's own deadline
-	// before it sends SIGKILL.
-	killGrace = 2 * time.Second
-	// quitTimeout bounds a quick shutdown.
-	quitTimeout = 2 * time.Second
-	// heartbeatInterval is how often a worker reports.
-	heartbeatInterval = time.Second
-)
-
 // Options configure [Serve] and [New]. The zero value of every field is
 // its default. The same Options must be passed in the master and the workers
 // (they are, when every process runs the same main).

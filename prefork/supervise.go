@@ -2,16 +2,35 @@ package prefork
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gracefork/gracefork/internal/control"
-	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
+)
+
+// Restart backoff: the first restart after a crash is immediate, each
+// further one in a row waits twice as long, from minBackoff up to
+// maxBackoff. A worker that served for servedWell clears the count: its
+// slot restarts at once, however often that happens.
+//
+// servedWell is one heartbeat interval. A worker that dies within a second
+// of its "ready" dies of what it does at start — the same code in every
+// attempt, a boot loop in disguise — and backs off; one that served for a
+// second took traffic, and its death (a request of death, the OOM killer,
+// kill -9) says nothing about the next worker, which costs a process start
+// (tens of milliseconds) while its slot's capacity is missing.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+	servedWell = time.Second
+	// killGrace is how long the master waits past a worker's own deadline
+	// before it sends SIGKILL.
+	killGrace = 2 * time.Second
+	// quitTimeout bounds a quick shutdown.
+	quitTimeout = 2 * time.Second
 )
 
 // spawn starts a worker for s: its serving worker, or with next its
@@ -182,21 +201,6 @@ func (m *master) onProtocolError(w *worker, err error) {
 	m.kill(w)
 }
 
-// watchHeartbeat (re)arms the kill of a serving worker that falls silent:
-// stopped (SIGSTOP), wedged, or swapped out for longer than
-// HeartbeatTimeout. The connections it accepted would hang for ever; its
-// slot is restarted as after a crash.
-func (m *master) watchHeartbeat(w *worker) {
-	stopTimer(w.beatTimer)
-	w.beatTimer = m.after(m.cfg.HeartbeatTimeout, func() {
-		if _, live := m.workers[w]; !live || w.stopping {
-			return
-		}
-		m.emit(Event{Kind: EventHung, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: m.cfg.HeartbeatTimeout})
-		m.kill(w)
-	})
-}
-
 func stopTimer(t Timer) {
 	if t != nil {
 		t.Stop()
@@ -319,23 +323,6 @@ func (m *master) serving() int {
 		}
 	}
 	return n
-}
-
-// sendStatus tells systemd (STATUS=, shown by systemctl status) whether
-// every slot can be filled.
-func (m *master) sendStatus() {
-	var failing []string
-	for _, s := range m.slots {
-		if s.degraded {
-			failing = append(failing, fmt.Sprint(s.id))
-		}
-	}
-	if len(failing) == 0 {
-		m.sdNotify(sdnotify.Status(fmt.Sprintf("serving with %d workers", len(m.slots))))
-		return
-	}
-	m.sdNotify(sdnotify.Status(fmt.Sprintf("degraded: worker slot %s cannot start a worker, retrying every %v; serving with %d of %d workers",
-		strings.Join(failing, ", "), maxBackoff, m.serving(), len(m.slots))))
 }
 
 func (m *master) scheduleRestart(s *slot) {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cloudflare/tableflip"
-	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
 	"github.com/gracefork/gracefork/signals"
 )
@@ -288,83 +287,6 @@ func (m *master) forwardStop(a signals.Action) {
 		}
 	}
 	m.emit(ev)
-}
-
-// maybeAnnounce tells the world the master serves, once every slot has a
-// ready worker at start: tableflip's Ready (which lets an old master go),
-// the PID file, systemd's READY=1 (with MAINPID after an upgrade).
-func (m *master) maybeAnnounce() {
-	if m.announced || m.stopping || !m.allReady() {
-		return
-	}
-	m.announced = true
-	if m.parentReport != nil {
-		// Before Ready: the old master reads it once Upgrade returns.
-		fmt.Fprintf(m.parentReport, "%s%d\n", readyLine, os.Getpid())
-		m.parentReport.Close()
-		m.parentReport = nil
-	}
-	if m.upg != nil {
-		if err := m.upg.Ready(); err != nil {
-			m.emit(Event{Kind: EventTableflipReadyFailed, Err: err})
-		}
-	}
-	if m.cfg.PIDFile != "" {
-		if err := writePIDFile(m.cfg.PIDFile); err != nil {
-			m.emit(Event{Kind: EventPIDFileFailed, Path: m.cfg.PIDFile, Err: err})
-		}
-	}
-	msg := sdnotify.Ready()
-	if m.hasParent() {
-		msg = sdnotify.ReadyAs(os.Getpid())
-	}
-	m.sdNotify(msg)
-	if m.watchdog > 0 {
-		m.pingWatchdog()
-	}
-	m.emit(Event{Kind: EventServing, Workers: len(m.slots)})
-}
-
-func (m *master) allReady() bool {
-	for _, s := range m.slots {
-		if s.w == nil || !s.w.ready {
-			return false
-		}
-	}
-	return len(m.slots) > 0
-}
-
-// setupWatchdog turns systemd's watchdog on when it is meant for this
-// master: WATCHDOG_PID is its own pid, or, in a master started by an
-// upgrade, the old master's, whose environment it inherited and whose
-// place it takes. It then names itself in WATCHDOG_PID, so that the master
-// it starts at the next upgrade sees "my parent" in turn.
-func (m *master) setupWatchdog() error {
-	pids := []int{os.Getpid()}
-	if m.hasParent() {
-		pids = append(pids, os.Getppid())
-	}
-	var err error
-	if m.watchdog, err = sdnotify.WatchdogInterval(os.Getenv, pids...); err != nil || m.watchdog == 0 {
-		return err
-	}
-	return os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-}
-
-// pingWatchdog pings now and every m.watchdog, until this master has
-// handed over to a new one, which pings from then on.
-func (m *master) pingWatchdog() {
-	if m.handedOver {
-		return
-	}
-	m.sdNotify(sdnotify.Watchdog())
-	m.watchdogTimer = m.after(m.watchdog, m.pingWatchdog)
-}
-
-func (m *master) sdNotify(msg string) {
-	if err := m.notify.Send(msg); err != nil {
-		m.emit(Event{Kind: EventNotifyFailed, Detail: msg, Err: err})
-	}
 }
 
 // tableflip allows one Upgrader per process: flip records that this
