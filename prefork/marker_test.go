@@ -52,25 +52,6 @@ func TestLeakedMarkerIsExplained(t *testing.T) {
 	}
 }
 
-func TestWorkerEnvironStripsPrivateVariables(t *testing.T) {
-	in := []string{"PATH=/bin", markerEnv + "=v1", "LISTEN_FDS=2", "LISTEN_PID=9", "NOTIFY_SOCKET=/run/x",
-		"TABLEFLIP_HAS_PARENT_7DIU3=1", "LISTEN_FDSX=keep", "HOME=/root"}
-	got := workerEnviron(in)
-	want := []string{"PATH=/bin", "LISTEN_FDSX=keep", "HOME=/root"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("workerEnviron = %v, want %v", got, want)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	want := map[int]string{0: "0s", 1: "0s", 2: "100ms", 3: "200ms", 6: "1.6s", 9: "10s", 100: "10s"}
-	for n, w := range want {
-		if got := backoff(n).String(); got != w {
-			t.Errorf("backoff(%d) = %s, want %s", n, got, w)
-		}
-	}
-}
-
 // FuzzParseSpec: the marker parser never panics, and what it accepts
 // encodes back to the same text.
 func FuzzParseSpec(f *testing.F) {

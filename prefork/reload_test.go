@@ -1,6 +1,7 @@
 package prefork_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,4 +231,55 @@ func TestReopenLogs(t *testing.T) {
 	if !strings.Contains(string(rotated), "msg=ready") || strings.Contains(string(rotated), "msg=stopped") {
 		t.Fatalf("rotated log: %q", rotated)
 	}
+}
+
+// HUP, HUP, WINCH: the queued reload must not bring the workers back.
+func TestQueuedReloadDoesNotUndoStopWorkers(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 2})
+	r.boot()
+	r.boot()
+	prefork.Do(r.m, signals.Reload)
+	r.next() // slot 0's replacement, booting
+	prefork.Do(r.m, signals.Reload)
+	r.ev.Wait(t, prefork.EventReloadQueued, nil)
+	prefork.Do(r.m, signals.StopWorkers)
+	r.barrier()
+	spawned := countKind(r.ev, prefork.EventSpawned)
+	if spawned != 3 {
+		t.Fatalf("%d workers started in all, want 3 (2 + the one replacement)", spawned)
+	}
+	r.finish(true)
+}
+
+// A reload asked for while a failing one runs is not lost: it runs next,
+// with the code now on disk.
+func TestReloadQueuedBehindFailureRuns(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	old := r.boot()
+	prefork.Do(r.m, signals.Reload)
+	bad := r.next()
+	prefork.Do(r.m, signals.Reload) // the operator shipped a fix
+	r.ev.Wait(t, prefork.EventReloadQueued, nil)
+	bad.Exit(2, "panic: broken build")
+	r.ev.Wait(t, prefork.EventReloadFailed, nil)
+	fixed := r.next()
+	fixed.Ready()
+	old.WaitStop(t)
+	old.Exit(0)
+	r.ev.Wait(t, prefork.EventReloadDone, nil)
+	r.finish(true)
+}
+
+// A spawn that fails during a reload ends it as failed, not also as done.
+func TestSpawnFailureEndsReloadOnce(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	r.boot()
+	r.sp.FailNext(errors.New("exec: no such file"))
+	prefork.Do(r.m, signals.Reload)
+	r.ev.Wait(t, prefork.EventReloadFailed, nil)
+	r.barrier()
+	if n := countKind(r.ev, prefork.EventReloadDone); n != 0 {
+		t.Fatalf("reload failed and done")
+	}
+	r.finish(true)
 }

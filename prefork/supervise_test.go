@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"strings"
 	"syscall"
 	"testing"
@@ -356,5 +357,61 @@ func TestHeartbeatIsAccepted(t *testing.T) {
 		if e.Kind == prefork.EventProtocolError {
 			t.Fatalf("heartbeat taken for a protocol error: %v", e.Err)
 		}
+	}
+}
+
+// barrier returns once the master has handled every action asked before
+// it: actions are handled in order, and ReopenLogs changes nothing here.
+func (r *rig) barrier() {
+	r.t.Helper()
+	prefork.Do(r.m, signals.ReopenLogs)
+	r.ev.Wait(r.t, prefork.EventAction, func(e prefork.Event) bool { return e.Action == signals.ReopenLogs })
+}
+
+func countKind(ev *preforktest.Events, k prefork.EventKind) int {
+	n := 0
+	for _, e := range ev.All() {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// Giving up while the first workers are being started must not start the
+// rest: they would never be told to stop, and Run would never return.
+func TestGiveUpDuringFirstSpawnsReturns(t *testing.T) {
+	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
+	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
+	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
+	m, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0", Workers: 2, MaxBootFailures: 2,
+		Spawner: r.sp, Clock: r.clk, OnEvent: r.ev.Record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- m.Run(context.Background()) }()
+	var be *prefork.BootError
+	if err := r.result(); !errors.As(err, &be) {
+		t.Fatalf("Run = %v, want a BootError", err)
+	}
+	if n := countKind(r.ev, prefork.EventSpawned); n != 0 {
+		t.Fatalf("%d workers started after giving up", n)
+	}
+}
+
+// A GracefulTimeout meant as "forever" must not overflow into an
+// immediate kill.
+func TestHugeGracefulTimeoutDoesNotKill(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1, GracefulTimeout: math.MaxInt64})
+	w := r.boot()
+	prefork.Do(r.m, signals.Shutdown)
+	w.WaitStop(t)
+	r.clk.Advance(24 * time.Hour)
+	w.Exit(0)
+	if err := r.result(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKind(r.ev, prefork.EventKilled); n != 0 {
+		t.Fatal("the draining worker was killed")
 	}
 }
