@@ -131,7 +131,7 @@ type (
 		pid    int
 		status string
 	}
-	actionsEvent struct{} // Do queued actions
+	actionsEvent struct{} // requests are queued (see do)
 	timerEvent   struct{ t *loopTimer }
 )
 

@@ -137,8 +137,11 @@ type Options struct {
 	// is set) and the workers' stdout and stderr, appending; the
 	// ReopenLogs action (SIGUSR1) reopens it after a log rotation.
 	LogFile string
-	// OnEvent, if set, is called from the master's loop with every event,
-	// in order. It must return quickly. Tests use it to wait for a state.
+	// OnEvent, if set, is called with every event the master logs, in
+	// order: from the master's loop while Run runs, and from New for the
+	// events of binding (see EventKind). It must return quickly and must
+	// not wait for a Server method's outcome. Tests use it to wait for a
+	// state.
 	OnEvent func(Event)
 
 	// Spawner starts workers; default: the running executable re-executed

@@ -72,8 +72,10 @@ const (
 // over from an old master during an upgrade, or from systemd's socket
 // activation — and starts no process: Run does. In a worker it validates
 // the options a worker uses and takes the sockets and the control channel
-// the master handed down. Errors name the offending field and value. On
-// Windows it returns an error wrapping [ErrUnsupported].
+// the master handed down. The workers serve h (nil: http.DefaultServeMux,
+// as in net/http); the master never calls it. Errors name the offending
+// field and value. On Windows it returns an error wrapping
+// [ErrUnsupported].
 //
 // New is where an old master that upgraded in a terminal becomes the
 // waiter that keeps its pid for the shell (see terminal.go): in that
