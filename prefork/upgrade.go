@@ -125,9 +125,8 @@ func (m *master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
 // if not nil, gets the outcome.
 func (m *master) startUpgrade(reply chan error) {
 	refuse := func(why string) {
-		err := fmt.Errorf("%w: %s", ErrUpgradeRefused, why)
-		m.emit(Event{Kind: EventUpgradeRefused, Err: err})
-		answer(reply, err)
+		m.emit(Event{Kind: EventUpgradeRefused, Err: errors.New(why)})
+		answer(reply, fmt.Errorf("%w: %s", ErrUpgradeRefused, why))
 	}
 	switch {
 	case m.upgradeFn == nil:
