@@ -14,8 +14,9 @@
 //
 // # Roles
 //
-// The same main runs in every process. Serve looks for the worker marker
-// ([prefork.MarkerEnv]) in the environment. Without it the process is the
+// The same main runs in every process. Serve (or [prefork.New]) looks for
+// the worker marker, a private environment variable the master sets for
+// its workers. Without it the process is the
 // master: it validates the options (a bad field is an error naming the
 // field and the value, before anything starts), binds every address once,
 // starts the workers and supervises them. With it the process is a worker:
@@ -70,7 +71,7 @@
 //
 // # Upgrade
 //
-// An upgrade (USR2, or [prefork.Master.Do] with signals.Upgrade) starts the
+// An upgrade (USR2, or [prefork.Server.Upgrade], which returns once the new master took over or why it did not) starts the
 // binary on disk as a new master through github.com/cloudflare/tableflip.
 // The new master inherits every socket — no bind, no refused connection —
 // starts its own workers, and reports ready only when all of them are; the
@@ -113,7 +114,10 @@
 //
 // The master speaks Gunicorn's signals by default (package
 // [github.com/gracefork/gracefork/signals]); Options.Signals remaps them,
-// and [prefork.Master.Do] performs the same actions from Go.
+// and the methods of [prefork.Server] perform the same actions from Go and
+// report their outcome: Reload(ctx) returns once every worker runs the new
+// code, or the new code's boot failure; Upgrade(ctx), Scale(n),
+// Shutdown(ctx) and Close as net/http's.
 //
 //	HUP          rolling reload of the workers from the binary on disk
 //	TERM         graceful shutdown: drain every worker, then exit
@@ -151,7 +155,7 @@
 // EOF once it serves (Linux also signals it while it boots), a worker whose
 // binary was deleted cannot be restarted, and the PID file check
 // recognises a live master only by its executable's path as the system
-// reports it. On Windows, Serve and NewMaster return an error wrapping
+// reports it. On Windows, Serve and New return an error wrapping
 // prefork.ErrUnsupported until a single-process mode exists.
 //
 // Under "go run" the master is a child of the go command: send signals to

@@ -1,9 +1,12 @@
 package gracefork_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net/http"
+	"os"
+	"os/signal"
 	"syscall"
 	"time"
 
@@ -40,25 +43,40 @@ func Example_badOptions() {
 	// prefork: Options.Workers = -1: must not be negative
 }
 
-// A program that triggers actions from Go keeps a handle on its master.
-func Example_master() {
-	h := http.NotFoundHandler()
-	opts := prefork.Options{Addr: "127.0.0.1:8080", Workers: 2}
-	if prefork.IsWorker() {
-		if err := prefork.Serve(h, opts); err != nil {
-			log.Fatal(err)
-		}
-		return
-	}
-	m, err := prefork.NewMaster(opts)
+// deployed is closed by the program's deploy hook once the new binary is
+// in place (a stand-in for however your deploys say so).
+var deployed = make(chan struct{})
+
+// A program that drives the service from Go. New works in the master and
+// in every worker alike, so nothing branches on the role to get a handle:
+// the master reloads when a deploy is done and learns whether it worked;
+// Ctrl-C (in a terminal, it reaches every process) drains within 30s.
+func Example_server() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	srv, err := prefork.New(http.NotFoundHandler(), prefork.Options{Addr: "127.0.0.1:8080", Workers: 2})
 	if err != nil {
 		log.Fatal(err)
 	}
+	if srv.IsMaster() { // in a worker, Reload returns ErrNotMaster
+		go func() {
+			<-deployed
+			if err := srv.Reload(ctx); err != nil {
+				log.Printf("reload failed, the old workers serve on: %v", err)
+				return
+			}
+			log.Print("every worker runs the new code")
+		}()
+	}
 	go func() {
-		// e.g. on a deploy hook:
-		m.Do(signals.Reload)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close() // the drain overran: stop at once
+		}
 	}()
-	if err := m.Run(); err != nil {
+	if err := srv.Run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -31,7 +31,7 @@ type ownedPath struct {
 	info fs.FileInfo
 }
 
-func (m *Master) bindAll() error {
+func (m *master) bindAll() error {
 	acts, err := sockets.Activation(os.Getenv, os.Getpid())
 	if err != nil {
 		return fmt.Errorf("prefork: socket activation: %w", err)
@@ -50,8 +50,7 @@ func (m *Master) bindAll() error {
 	}
 	for _, act := range acts {
 		if act.Listener != nil {
-			m.cfg.Logger.Warn("socket activation passed a socket no Options address names; closing it",
-				"addr", act.Listener.Addr().String(), "name", act.Name)
+			m.emit(Event{Kind: EventUnusedActivation, Addr: act.Listener.Addr().String(), Detail: act.Name})
 			act.Listener.Close()
 		}
 	}
@@ -61,7 +60,7 @@ func (m *Master) bindAll() error {
 // bind takes the socket for a — inherited from an old master, passed by
 // systemd, or bound now — keeps it, and hands it to tableflip for the next
 // master. It says where the socket came from.
-func (m *Master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, string, error) {
+func (m *master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, string, error) {
 	ln, owned, err := m.inherit(a)
 	if ln != nil || err != nil {
 		return ln, "inherited", err
@@ -101,7 +100,7 @@ func (m *Master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, s
 
 // inherit returns the socket an old master handed over for a, if any, and
 // whether a gracefork master created its path.
-func (m *Master) inherit(a sockets.Addr) (net.Listener, bool, error) {
+func (m *master) inherit(a sockets.Addr) (net.Listener, bool, error) {
 	if m.upg == nil {
 		return nil, false, nil
 	}
@@ -136,7 +135,7 @@ func (m *Master) inherit(a sockets.Addr) (net.Listener, bool, error) {
 
 // share keeps ln and registers it with tableflip, so that a new master can
 // inherit it.
-func (m *Master) share(a sockets.Addr, ln net.Listener, owned bool) error {
+func (m *master) share(a sockets.Addr, ln net.Listener, owned bool) error {
 	if err := m.keep(ln, a, owned); err != nil {
 		return err
 	}
@@ -162,7 +161,7 @@ func unixFileName(path string, owned bool) string {
 
 // keep holds ln, and a descriptor of it for the workers, for the master's
 // life; it notes a path this master will have to unlink.
-func (m *Master) keep(ln net.Listener, a sockets.Addr, owned bool) error {
+func (m *master) keep(ln net.Listener, a sockets.Addr, owned bool) error {
 	m.lns = append(m.lns, ln)
 	f, err := sockets.File(ln)
 	if err != nil {
@@ -180,14 +179,14 @@ func (m *Master) keep(ln net.Listener, a sockets.Addr, owned bool) error {
 // on them), and not in a new master that never served (its predecessor
 // does). A path that now names another file — a new instance bound it
 // after this one stopped accepting — is left alone.
-func (m *Master) unlinkOwned() {
+func (m *master) unlinkOwned() {
 	if m.handedOver || (m.hasParent() && !m.announced) {
 		return
 	}
 	for _, o := range m.owned {
 		if info, err := os.Lstat(o.path); err == nil && os.SameFile(info, o.info) {
 			if err := os.Remove(o.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				m.cfg.Logger.Warn("cannot remove the unix socket", "path", o.path, "err", err)
+				m.emit(Event{Kind: EventSocketNotRemoved, Path: o.path, Err: err})
 			}
 		}
 	}

@@ -1,17 +1,21 @@
 package prefork
 
-import "fmt"
+import (
+	"fmt"
 
-// SetUpgradeFunc makes m's upgrades call f instead of starting a new
+	"github.com/gracefork/gracefork/signals"
+)
+
+// SetUpgradeFunc makes s's upgrades call f instead of starting a new
 // binary, so tests drive the upgrade state machine without processes: f
 // returns nil once "the new master is ready", or why it failed.
-func SetUpgradeFunc(m *Master, f func() error) {
-	m.upgradeFn = func() (string, error) { return "", f() }
+func SetUpgradeFunc(s *Server, f func() error) {
+	s.m.upgradeFn = func() (string, error) { return "", f() }
 }
 
 // SetUpgradeReportFunc is SetUpgradeFunc for an f that also returns what
 // "the new master" wrote into the report pipe.
-func SetUpgradeReportFunc(m *Master, f func() (string, error)) { m.upgradeFn = f }
+func SetUpgradeReportFunc(s *Server, f func() (string, error)) { s.m.upgradeFn = f }
 
 // ReadyReport is what a new master that is ready writes into the report
 // pipe.
@@ -20,6 +24,13 @@ func ReadyReport(pid int) string { return fmt.Sprintf("%s%d\n", readyLine, pid) 
 // ChildPids lists the processes whose parent is pid.
 var ChildPids = childPids
 
-// Queued reports how many events wait in m's loop queue, so a test that
+// Queued reports how many events wait in s's loop queue, so a test that
 // holds the loop knows what it has lined up behind it.
-func Queued(m *Master) int { return len(m.events) }
+func Queued(s *Server) int { return len(s.m.events) }
+
+// Do asks s's master for an action as the signal mapped to it would:
+// without waiting, and without an outcome.
+func Do(s *Server, a signals.Action) { s.m.do(request{a: a}) }
+
+// MarkerEnv is the worker marker's name, for tests that look for it.
+const MarkerEnv = markerEnv

@@ -45,3 +45,17 @@ func (l *logFile) Close() error {
 	defer l.mu.Unlock()
 	return l.f.Close()
 }
+
+// reopenLogs reopens Options.LogFile, which the master and, through their
+// output, the workers write to.
+func (m *master) reopenLogs() {
+	if m.logFile == nil {
+		m.emit(Event{Kind: EventNoLogFile})
+		return
+	}
+	if err := m.logFile.Reopen(); err != nil {
+		m.emit(Event{Kind: EventLogReopenFailed, Path: m.cfg.LogFile, Err: err})
+		return
+	}
+	m.emit(Event{Kind: EventLogReopened, Path: m.cfg.LogFile})
+}

@@ -3,6 +3,7 @@
 package prefork_test
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -39,19 +40,19 @@ func newHeldRig(t *testing.T, opts prefork.Options) *heldRig {
 			h.once.Do(func() { close(h.held); <-h.free })
 		}
 	}
-	m, err := prefork.NewMaster(opts)
+	m, err := prefork.New(nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.m = m
 	h.rig = r
-	go func() { r.done <- m.Run() }()
+	go func() { r.done <- m.Run(context.Background()) }()
 	return h
 }
 
 // hold stalls the loop and returns once it is stalled.
 func (h *heldRig) hold() {
-	h.m.Do(signals.ReopenLogs)
+	prefork.Do(h.m, signals.ReopenLogs)
 	<-h.held
 	h.ev.Wait(h.t, prefork.EventAction, func(e prefork.Event) bool { return e.Action == signals.ReopenLogs })
 }
@@ -238,12 +239,12 @@ func TestReloadsAfterAndBeforeStopWorkersTellSystemd(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 2})
 	a, b := r.boot(), r.boot()
 	ns.next("READY")
-	r.m.Do(signals.StopWorkers)
+	prefork.Do(r.m, signals.StopWorkers)
 	for _, w := range []*preforktest.Worker{a, b} {
 		w.WaitStop(t)
 		w.Exit(0)
 	}
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	ns.next("RELOADING")
 	r.boot()
 	r.boot()
@@ -252,10 +253,10 @@ func TestReloadsAfterAndBeforeStopWorkersTellSystemd(t *testing.T) {
 	}
 	r.ev.Wait(t, prefork.EventReloadDone, nil)
 
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	ns.next("RELOADING")
 	r.next() // a replacement boots
-	r.m.Do(signals.StopWorkers)
+	prefork.Do(r.m, signals.StopWorkers)
 	ns.next("READY")
 	r.finish(true)
 }
@@ -263,7 +264,7 @@ func TestReloadsAfterAndBeforeStopWorkersTellSystemd(t *testing.T) {
 // Do before Run never blocks its caller; the actions run once Run starts.
 func TestDoBeforeRunDoesNotBlock(t *testing.T) {
 	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
-	m, err := prefork.NewMaster(prefork.Options{Addr: "127.0.0.1:0", Workers: 1, Spawner: r.sp, Clock: r.clk, OnEvent: r.ev.Record,
+	m, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0", Workers: 1, Spawner: r.sp, Clock: r.clk, OnEvent: r.ev.Record,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +274,7 @@ func TestDoBeforeRunDoesNotBlock(t *testing.T) {
 	did := make(chan struct{})
 	go func() {
 		for range n {
-			m.Do(signals.ReopenLogs)
+			prefork.Do(m, signals.ReopenLogs)
 		}
 		close(did)
 	}()
@@ -282,7 +283,7 @@ func TestDoBeforeRunDoesNotBlock(t *testing.T) {
 	case <-time.After(preforktest.Patience):
 		t.Fatal("Do before Run blocked")
 	}
-	go func() { r.done <- m.Run() }()
+	go func() { r.done <- m.Run(context.Background()) }()
 	for range n {
 		r.ev.Wait(t, prefork.EventAction, func(e prefork.Event) bool { return e.Action == signals.ReopenLogs })
 	}

@@ -2,7 +2,6 @@ package prefork
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,9 +20,8 @@ import (
 	"github.com/gracefork/gracefork/signals"
 )
 
-// Master supervises the workers. [Serve] creates and runs one; a program
-// that wants to trigger actions from Go creates its own with [NewMaster].
-type Master struct {
+// master supervises the workers: the Server of the master process.
+type master struct {
 	cfg     *config
 	clock   Clock
 	spawner Spawner
@@ -46,16 +43,16 @@ type Master struct {
 	report       *os.File      // read end of the pipe a failed new master writes to
 	parentReport *os.File      // in a new master: where to say why it failed
 
-	events  chan any
-	done    chan struct{} // closed when the loop has ended
-	wg      sync.WaitGroup
-	running sync.Once
+	events chan any
+	done   chan struct{} // closed when the loop has ended
+	wg     sync.WaitGroup
 
-	// Do's actions wait here, unbounded, so that Do never blocks; one
+	// Requests wait here, unbounded, so that asking never blocks; one
 	// actionsEvent at a time in events wakes the loop for them.
 	actionsMu sync.Mutex
-	actions   []signals.Action
+	actions   []request
 	woken     bool // an actionsEvent is queued
+	ended     bool // the loop has ended: requests are refused
 
 	// Owned by the loop goroutine.
 	gen      int
@@ -74,9 +71,10 @@ type Master struct {
 
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
-	handedOver    bool // a new master took over: this one drains and leaves
-	successor     int  // the new master's pid, once it took over (0 if it did not say)
-	waitingParent bool // started by an upgrade, and the old master is still there
+	upgradeWait   []chan error // Server.Upgrade calls waiting for the upgrade in progress
+	handedOver    bool         // a new master took over: this one drains and leaves
+	successor     int          // the new master's pid, once it took over (0 if it did not say)
+	waitingParent bool         // started by an upgrade, and the old master is still there
 	watchdogTimer Timer
 }
 
@@ -125,35 +123,20 @@ type (
 		w   *worker
 		err error
 	}
-	actionsEvent struct{} // Do queued actions
+	unknownMsgEvent struct {
+		w   *worker
+		typ string
+	}
+	orphanEvent struct {
+		pid    int
+		status string
+	}
+	actionsEvent struct{} // requests are queued (see do)
 	timerEvent   struct{ t *loopTimer }
 )
 
-// ErrWorkerRole is returned by NewMaster in a worker process.
-var ErrWorkerRole = errors.New("prefork: NewMaster called in a worker process; call Serve, which runs the worker")
-
-// NewMaster validates opts and binds every address — or takes them over
-// from an old master during an upgrade, or from systemd's socket
-// activation. It starts no process: [Master.Run] does. Errors name the
-// offending field and value. On Windows it returns an error wrapping
-// [ErrUnsupported].
-func NewMaster(opts Options) (m *Master, err error) {
-	if err := supported(); err != nil {
-		return nil, err
-	}
-	if IsWorker() {
-		return nil, ErrWorkerRole
-	}
-	cfg, err := opts.validate()
-	if err != nil {
-		reportToParent(err)
-		return nil, err
-	}
-	return newMaster(cfg)
-}
-
-func newMaster(cfg *config) (*Master, error) {
-	m := &Master{
+func newMaster(cfg *config) (*master, error) {
+	m := &master{
 		cfg:     cfg,
 		clock:   cfg.Clock,
 		spawner: cfg.Spawner,
@@ -173,7 +156,9 @@ func newMaster(cfg *config) (*Master, error) {
 		}
 	}
 	if m.spawner == nil {
-		es := &ExecSpawner{Path: invokedAs(), self: true, logger: cfg.Logger}
+		es := &ExecSpawner{Path: invokedAs(), self: true, binaryGone: func(binary, running string) {
+			m.emit(Event{Kind: EventBinaryGone, Path: binary, Detail: running}) // Spawn runs in the loop
+		}}
 		if m.logFile != nil {
 			es.Stdout, es.Stderr = m.logFile, m.logFile
 		}
@@ -195,7 +180,7 @@ func newMaster(cfg *config) (*Master, error) {
 }
 
 // init connects the master to systemd and tableflip and takes its sockets.
-func (m *Master) init() error {
+func (m *master) init() error {
 	var err error
 	if m.notify, err = sdnotify.FromEnv(os.Getenv); err != nil {
 		return err
@@ -214,31 +199,38 @@ func (m *Master) init() error {
 	return m.bindAll()
 }
 
-// Addrs returns the bound addresses, in Options order (Addr first); a ":0"
-// address shows the port the kernel picked.
-func (m *Master) Addrs() []net.Addr {
-	out := make([]net.Addr, len(m.lns))
-	for i, ln := range m.lns {
-		out[i] = ln.Addr()
-	}
-	return out
+// request is an action asked of the loop: by a signal, with no reply, or
+// by a Server method, which waits on reply for the outcome.
+type request struct {
+	a     signals.Action
+	scale bool // Server.Scale: set the worker count to n
+	n     int
+	reply chan error // buffered; nil when nobody waits
+	sig   os.Signal  // the signal that asked, if one did
 }
 
-// Do asks the master for an action, as the signal mapped to it would. It
-// never blocks: the actions queue, without bound, and the master acts on
-// them in order — those asked before Run once Run starts. It does nothing
-// once Run has returned.
-func (m *Master) Do(a signals.Action) {
-	select {
-	case <-m.done:
-		return
-	default:
+// answer completes the request's waiter, if it has one.
+func (r request) answer(err error) { answer(r.reply, err) }
+
+// answer gives a waiter, if there is one, its outcome.
+func answer(reply chan error, err error) {
+	if reply != nil {
+		reply <- err
 	}
+}
+
+// do queues r for the loop. It never blocks: the requests queue, without
+// bound, and the loop takes them in order — those asked before Run once
+// Run starts. Once the loop has ended it returns ErrServerClosed.
+func (m *master) do(r request) error {
 	m.actionsMu.Lock()
 	defer m.actionsMu.Unlock()
-	m.actions = append(m.actions, a)
+	if m.ended {
+		return ErrServerClosed
+	}
+	m.actions = append(m.actions, r)
 	if m.woken {
-		return
+		return nil
 	}
 	select {
 	case m.events <- actionsEvent{}:
@@ -247,34 +239,47 @@ func (m *Master) Do(a signals.Action) {
 		// The queue is full: the loop will handle those events, and takes
 		// the actions after each one.
 	}
+	return nil
 }
 
-// runActions acts on what Do queued.
-func (m *Master) runActions() {
+// runActions acts on what do queued.
+func (m *master) runActions() {
 	m.actionsMu.Lock()
-	as := m.actions
+	rs := m.actions
 	m.actions, m.woken = nil, false
 	m.actionsMu.Unlock()
-	for _, a := range as {
-		m.onAction(a)
+	for _, r := range rs {
+		m.onRequest(r)
 	}
 }
 
-// Shutdown asks for a graceful shutdown: Do(signals.Shutdown).
-func (m *Master) Shutdown() { m.Do(signals.Shutdown) }
-
-// Run starts the workers and supervises them until a shutdown, then
-// returns nil, or a *BootError when workers kept failing to boot. It
-// catches the signals of Options.Signals while it runs. Run may be called
-// once.
-func (m *Master) Run() error {
-	err := errors.New("prefork: Master.Run called twice")
-	m.running.Do(func() { err = m.run() })
-	return err
+// endActions refuses, once the loop has ended, what is still queued and
+// every request asked from now on.
+func (m *master) endActions() {
+	m.actionsMu.Lock()
+	rs := m.actions
+	m.actions, m.ended = nil, true
+	m.actionsMu.Unlock()
+	for _, r := range rs {
+		r.answer(ErrServerClosed)
+	}
 }
 
-func (m *Master) run() error {
+// release closes the sockets of a master that never ran.
+func (m *master) release() {
+	m.endActions()
+	m.closeSockets()
+	m.unlinkOwned()
+	if m.logFile != nil {
+		m.logFile.Close()
+	}
+}
+
+// run starts the workers and supervises them until a shutdown; ctx ending
+// asks for a graceful one.
+func (m *master) run(ctx context.Context) error {
 	stopSignals := m.forwardSignals()
+	stopCtx := context.AfterFunc(ctx, func() { m.do(request{a: signals.Shutdown}) })
 	ctx, cancel := context.WithCancel(context.Background())
 	m.watchPredecessor(ctx)
 	for _, s := range m.slots {
@@ -286,6 +291,8 @@ func (m *Master) run() error {
 		m.handle(<-m.events)
 	}
 	close(m.done)
+	m.endActions()
+	stopCtx()
 	cancel()
 	stopSignals()
 	if m.watchdogTimer != nil {
@@ -308,7 +315,7 @@ func (m *Master) run() error {
 	return m.stopErr
 }
 
-func (m *Master) forwardSignals() (stop func()) {
+func (m *master) forwardSignals() (stop func()) {
 	ignorePipe.Do(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) })
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, m.cfg.Signals.Signals()...)
@@ -317,12 +324,7 @@ func (m *Master) forwardSignals() (stop func()) {
 		for {
 			select {
 			case sig := <-sigc:
-				a := m.cfg.Signals[sig]
-				if sig == sigWINCH && a == signals.StopWorkers && interactive() {
-					m.cfg.Logger.Info("SIGWINCH ignored: the master runs in a terminal, where a window resize sends it; run detached, or call Master.Do(signals.StopWorkers)")
-					continue
-				}
-				m.Do(a)
+				m.do(request{a: m.cfg.Signals[sig], sig: sig})
 			case <-quit:
 				return
 			}
@@ -342,7 +344,7 @@ func (m *Master) forwardSignals() (stop func()) {
 var ignorePipe sync.Once
 
 // post hands an event to the loop, or drops it once the loop has ended.
-func (m *Master) post(ev any) {
+func (m *master) post(ev any) {
 	select {
 	case m.events <- ev:
 	case <-m.done:
@@ -359,7 +361,7 @@ func (m *Master) post(ev any) {
 // run: a kill of a worker that is fine. So the loop checks, when the event
 // comes up, that the timer is still the current one: Stop, called in the
 // loop, marks it stale, and its f never runs.
-func (m *Master) after(d time.Duration, f func()) Timer {
+func (m *master) after(d time.Duration, f func()) Timer {
 	t := &loopTimer{f: f}
 	t.clock = m.clock.AfterFunc(d, func() { m.post(timerEvent{t}) })
 	return t
@@ -391,7 +393,7 @@ func (t *loopTimer) fire() {
 	t.f()
 }
 
-func (m *Master) handle(ev any) {
+func (m *master) handle(ev any) {
 	switch ev := ev.(type) {
 	case exitEvent:
 		m.onExit(ev.w, ev.exit)
@@ -399,6 +401,10 @@ func (m *Master) handle(ev any) {
 		m.onMessage(ev.w, ev.msg)
 	case ctlErrEvent:
 		m.onProtocolError(ev.w, ev.err)
+	case unknownMsgEvent:
+		m.onUnknownMessage(ev)
+	case orphanEvent:
+		m.emit(Event{Kind: EventOrphanReaped, Pid: ev.pid, Detail: ev.status})
 	case timerEvent:
 		ev.t.fire()
 	case upgradeEvent:
@@ -415,13 +421,32 @@ func (m *Master) handle(ev any) {
 // events queue; the loop takes them after the next event. While a wake-up
 // is queued the actions wait for it, so that they run in their place in
 // the queue and no stale wake-up is left behind.
-func (m *Master) actionsLost() bool {
+func (m *master) actionsLost() bool {
 	m.actionsMu.Lock()
 	defer m.actionsMu.Unlock()
 	return len(m.actions) > 0 && !m.woken
 }
 
-func (m *Master) onAction(a signals.Action) {
+// onRequest acts on a request of a signal or a Server method.
+func (m *master) onRequest(r request) {
+	if r.scale {
+		if m.stopping {
+			r.answer(ErrServerClosed)
+			return
+		}
+		m.scale(r.n)
+		r.answer(nil)
+		return
+	}
+	m.onAction(r)
+}
+
+func (m *master) onAction(r request) {
+	a := r.a
+	if r.sig == sigWINCH && r.sig != nil && a == signals.StopWorkers && interactive() {
+		m.emit(Event{Kind: EventSignalIgnored})
+		return
+	}
 	m.emit(Event{Kind: EventAction, Action: a})
 	if a == signals.Shutdown || a == signals.Quit {
 		m.asked = true
@@ -430,6 +455,7 @@ func (m *Master) onAction(a signals.Action) {
 		}
 	}
 	if m.stopping && a != signals.Quit {
+		r.answer(ErrServerClosed)
 		return
 	}
 	switch a {
@@ -438,7 +464,11 @@ func (m *Master) onAction(a signals.Action) {
 	case signals.Quit:
 		m.stop(false, nil)
 	case signals.Reload:
-		m.startReload()
+		m.startReload(r.reply)
+		return
+	case signals.Upgrade:
+		m.startUpgrade(r.reply)
+		return
 	case signals.AddWorker:
 		m.addWorker()
 	case signals.RemoveWorker:
@@ -447,145 +477,8 @@ func (m *Master) onAction(a signals.Action) {
 		m.stopWorkers()
 	case signals.ReopenLogs:
 		m.reopenLogs()
-	case signals.Upgrade:
-		m.startUpgrade()
 	}
-}
-
-// closeListenersWait bounds the first phase of a final stop: how long the
-// drain waits for workers that have not said they closed their listeners
-// (still booting, stalled, or of an older build).
-const closeListenersWait = time.Second
-
-// stop drains (graceful) or quits every worker; no worker starts after it.
-// A quit may follow a graceful stop and hurries it; the reverse does nothing.
-//
-// A final graceful stop — Shutdown, or giving up, by a master that did not
-// hand over — has two phases, so that no client is told to reconnect while
-// a copy of the socket still accepts:
-//
-//  1. The master closes its own copies of the sockets, and tells every
-//     worker to close its copies (CloseListeners) and to serve the
-//     connections it has as before, keep-alive ones included. Each answers
-//     ListenersClosed.
-//  2. Once every worker has answered or exited — or closeListenersWait has
-//     passed — it tells them to drain: each keep-alive client learns from
-//     its next answer (Connection: close) to reconnect.
-//
-// With one phase, the first worker to drain sent its clients away while
-// another worker's copy still held the socket open: their reconnects
-// queued in its backlog, and the kernel reset them when the last copy
-// closed. Now the socket is closed everywhere first, and a reconnect is
-// refused at once (ECONNREFUSED: safe to retry elsewhere, never half-sent).
-//
-// A reload, a scale-down or a handover drains at once, in one phase: other
-// workers — this master's, or the new master's — accept on the socket.
-func (m *Master) stop(graceful bool, err error) {
-	if m.stopping && (graceful || m.quitting) {
-		return
-	}
-	if !m.stopping && !m.handedOver {
-		m.sdNotify(sdnotify.Stopping())
-	}
-	m.stopping = true
-	m.quitting = !graceful
-	m.closeSockets()
-	if m.stopErr == nil {
-		m.stopErr = err
-	}
-	m.reload = reloadState{}
-	for _, s := range m.slots {
-		cancelRestart(s)
-	}
-	if graceful && !m.handedOver {
-		m.closeListeners()
-		return
-	}
-	m.endCloseWait() // a quit hurries the first phase: every worker quits now
-	for _, w := range m.liveWorkers() {
-		if !(graceful && w.stopping) {
-			m.stopWorker(w, graceful)
-		}
-	}
-}
-
-// closeListeners begins the first phase of a final stop (see stop). A
-// worker already stopping (drained by a reload or a scale-down) closed its
-// copies when its drain began: the stop does not wait for it. A worker
-// still booting is told too, and waited for: it reads its control channel
-// once it serves, and may have accepted connections by then, which a quit
-// would cut.
-func (m *Master) closeListeners() {
-	for _, w := range m.liveWorkers() {
-		if w.stopping {
-			continue
-		}
-		w.closingLns = true
-		m.send(w, control.Message{Type: control.TypeCloseListeners})
-	}
-	m.closingLns = true
-	m.closeWaitTimer = m.after(closeListenersWait, func() {
-		m.closeWaitTimer = nil
-		if !m.closingLns {
-			return
-		}
-		var late []string
-		for _, w := range m.liveWorkers() {
-			if w.closingLns {
-				late = append(late, w.String())
-			}
-		}
-		m.cfg.Logger.Warn("stop: draining although workers did not say they stopped accepting",
-			"after", closeListenersWait, "workers", strings.Join(late, ", "))
-		m.drainAfterClose()
-	})
-	m.maybeDrainAfterClose()
-}
-
-// listenersClosed notes that w has closed its listeners, or exited, during
-// the first phase of a stop.
-func (m *Master) listenersClosed(w *worker) {
-	if !w.closingLns {
-		return
-	}
-	w.closingLns = false
-	m.maybeDrainAfterClose()
-}
-
-// maybeDrainAfterClose begins the second phase once no live worker has a
-// listener open.
-func (m *Master) maybeDrainAfterClose() {
-	if !m.closingLns {
-		return
-	}
-	for w := range m.workers {
-		if w.closingLns {
-			return
-		}
-	}
-	m.drainAfterClose()
-}
-
-// drainAfterClose is the second phase of a final stop: drain every worker.
-func (m *Master) drainAfterClose() {
-	m.endCloseWait()
-	for _, w := range m.liveWorkers() {
-		if !w.stopping {
-			m.stopWorker(w, true)
-		}
-	}
-}
-
-// endCloseWait ends the first phase of a stop, if one is under way.
-func (m *Master) endCloseWait() {
-	m.closingLns = false
-	if m.closeWaitTimer != nil {
-		m.closeWaitTimer.Stop()
-		m.closeWaitTimer = nil
-	}
-	for w := range m.workers {
-		w.closingLns = false
-	}
+	r.answer(nil)
 }
 
 func cancelRestart(s *slot) {
@@ -596,7 +489,7 @@ func cancelRestart(s *slot) {
 }
 
 // liveWorkers lists the workers in a stable order, for deterministic logs.
-func (m *Master) liveWorkers() []*worker {
+func (m *master) liveWorkers() []*worker {
 	ws := make([]*worker, 0, len(m.workers))
 	for w := range m.workers {
 		ws = append(ws, w)
@@ -607,7 +500,7 @@ func (m *Master) liveWorkers() []*worker {
 
 // stopWorker tells w to drain or quit, and arms the kill that follows if it
 // has not exited in time.
-func (m *Master) stopWorker(w *worker, graceful bool) {
+func (m *master) stopWorker(w *worker, graceful bool) {
 	w.stopping = true
 	stopTimer(w.beatTimer) // it has a deadline now
 	msg := control.Message{Type: control.TypeQuit}
@@ -640,37 +533,9 @@ func satAdd(a, b time.Duration) time.Duration {
 
 // send writes one message to a worker. A worker that cannot take it is dead
 // or dying; its exit arrives as an event, so the error is dropped here.
-func (m *Master) send(w *worker, msg control.Message) {
+func (m *master) send(w *worker, msg control.Message) {
 	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))
 	control.Write(w.ctl, msg)
-}
-
-// closeSockets closes, once, this master's copies of every socket,
-// tableflip's included. A stop does it first: the workers then hold the
-// last copies, so the socket closes when the last of them stops accepting,
-// and a client that comes later is refused at once — instead of queuing
-// for nobody, to be reset at the master's exit. Workers need none of
-// these: none is spawned once a stop has begun.
-//
-// Stopping tableflip also ends an upgrade in progress (it kills the new
-// master). A new master that never served leaves tableflip alone: its
-// Stop would unlink unix sockets handed over as tableflip listeners by an
-// older gracefork, which the old master still serves.
-func (m *Master) closeSockets() {
-	if m.closed {
-		return
-	}
-	m.closed = true
-	for _, f := range m.files {
-		f.Close()
-	}
-	for _, ln := range m.lns {
-		ln.Close()
-	}
-	if m.upg != nil && !(m.hasParent() && !m.announced) {
-		m.upg.Stop()
-		<-m.upg.Exit() // closed once tableflip has closed its copies
-	}
 }
 
 // describe names a worker in errors.

@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -41,31 +42,7 @@ const (
 	MinBootTimeout = time.Second
 )
 
-// Restart backoff: the first restart after a crash is immediate, each
-// further one in a row waits twice as long, from minBackoff up to
-// maxBackoff. A worker that served for servedWell clears the count: its
-// slot restarts at once, however often that happens.
-//
-// servedWell is one heartbeat interval. A worker that dies within a second
-// of its "ready" dies of what it does at start — the same code in every
-// attempt, a boot loop in disguise — and backs off; one that served for a
-// second took traffic, and its death (a request of death, the OOM killer,
-// kill -9) says nothing about the next worker, which costs a process start
-// (tens of milliseconds) while its slot's capacity is missing.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 10 * time.Second
-	servedWell = time.Second
-	// killGrace is how long the master waits past a worker's own deadline
-	// before it sends SIGKILL.
-	killGrace = 2 * time.Second
-	// quitTimeout bounds a quick shutdown.
-	quitTimeout = 2 * time.Second
-	// heartbeatInterval is how often a worker reports.
-	heartbeatInterval = time.Second
-)
-
-// Options configure [Serve] and [NewMaster]. The zero value of every field is
+// Options configure [Serve] and [New]. The zero value of every field is
 // its default. The same Options must be passed in the master and the workers
 // (they are, when every process runs the same main).
 type Options struct {
@@ -142,7 +119,7 @@ type Options struct {
 	// PIDFile, if set, is written with the master's pid once every worker
 	// is ready (atomically), names the new master after an upgrade, and is
 	// removed at exit if it still names this one. A file that names a live
-	// master of this program makes NewMaster refuse to start.
+	// master of this program makes New refuse to start.
 	PIDFile string
 	// UpgradeTimeout bounds an upgrade: a new master not ready within it
 	// is killed and this one serves on. At least MinBootTimeout. Default
@@ -160,8 +137,11 @@ type Options struct {
 	// is set) and the workers' stdout and stderr, appending; the
 	// ReopenLogs action (SIGUSR1) reopens it after a log rotation.
 	LogFile string
-	// OnEvent, if set, is called from the master's loop with every event,
-	// in order. It must return quickly. Tests use it to wait for a state.
+	// OnEvent, if set, is called with every event the master logs, in
+	// order: from the master's loop while Run runs, and from New for the
+	// events of binding (see EventKind). It must return quickly and must
+	// not wait for a Server method's outcome. Tests use it to wait for a
+	// state.
 	OnEvent func(Event)
 
 	// Spawner starts workers; default: the running executable re-executed
@@ -171,40 +151,6 @@ type Options struct {
 	// preforktest provides a fake that tests advance by hand.
 	Clock Clock
 }
-
-// OptionError reports an invalid field of [Options], before any socket is
-// bound or process started.
-type OptionError struct {
-	Field  string // e.g. "Workers" or "Addrs[1]"
-	Value  any
-	Reason string
-	Err    error // the cause, when there is one (a failed bind)
-}
-
-// Error names the field, the value as it would be written in Go (a
-// duration as "-1s", a string quoted, a signal map as
-// "{SIGKILL: shutdown}") and what is wrong with it.
-func (e *OptionError) Error() string {
-	return fmt.Sprintf("prefork: Options.%s = %s: %s", e.Field, formatValue(e.Value), e.Reason)
-}
-
-// phrase is an OptionError value that describes rather than quotes.
-type phrase string
-
-func formatValue(v any) string {
-	switch v := v.(type) {
-	case string:
-		return fmt.Sprintf("%q", v)
-	case phrase:
-		return string(v)
-	case fmt.Stringer: // time.Duration, signals.Map
-		return v.String()
-	}
-	return fmt.Sprint(v)
-}
-
-// Unwrap returns the cause, such as syscall.EADDRINUSE for a failed bind.
-func (e *OptionError) Unwrap() error { return e.Err }
 
 // config is Options validated and with defaults applied.
 type config struct {
@@ -217,11 +163,33 @@ type config struct {
 	defaultLogger bool
 }
 
+// validate checks what every process uses — the addresses, the
+// durations, the Server template, the Logger — and applies the defaults.
+// A worker runs only this; the master runs validateMaster as well.
 func (o Options) validate() (*config, error) {
 	c := &config{Options: o}
 	if err := c.parseAddrs(); err != nil {
 		return nil, err
 	}
+	if err := c.defaultDurations(); err != nil {
+		return nil, err
+	}
+	if t := c.Server; t != nil && t.TLSConfig != nil && len(t.TLSConfig.Certificates) == 0 &&
+		t.TLSConfig.GetCertificate == nil && t.TLSConfig.GetConfigForClient == nil {
+		return nil, &OptionError{Field: "Server.TLSConfig", Value: phrase("a tls.Config without a certificate"), Reason: "set Certificates, GetCertificate or GetConfigForClient: a worker cannot serve TLS without one"}
+	}
+	if c.Logger == nil {
+		c.defaultLogger = true
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	return c, nil
+}
+
+// defaultDurations rejects negative durations and fills in the defaults.
+func (c *config) defaultDurations() error {
 	durations := []struct {
 		name string
 		v    *time.Duration
@@ -235,68 +203,70 @@ func (o Options) validate() (*config, error) {
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
-			return nil, &OptionError{Field: d.name, Value: *d.v, Reason: "must not be negative"}
+			return &OptionError{Field: d.name, Value: *d.v, Reason: "must not be negative"}
 		}
 		if *d.v == 0 {
 			*d.v = d.def
 		}
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"BootTimeout", c.BootTimeout}, {"UpgradeTimeout", c.UpgradeTimeout}} {
-		if d.v < MinBootTimeout {
-			return nil, &OptionError{Field: d.name, Value: d.v, Reason: "must be at least 1s (MinBootTimeout): starting processes and the Go runtime takes longer than that on a busy machine"}
-		}
-	}
-	if c.HeartbeatTimeout < 2*heartbeatInterval {
-		return nil, &OptionError{Field: "HeartbeatTimeout", Value: c.HeartbeatTimeout, Reason: "must be at least 2s: workers report once a second"}
-	}
-	if c.Workers < 0 {
-		return nil, &OptionError{Field: "Workers", Value: c.Workers, Reason: "must not be negative"}
-	}
-	if c.Workers > MaxWorkers {
-		return nil, &OptionError{Field: "Workers", Value: c.Workers, Reason: "must be at most 1024 (MaxWorkers): each worker is a whole process, and more workers than cores gain nothing"}
-	}
-	if c.Workers == 0 {
-		c.Workers = min(runtime.GOMAXPROCS(0), MaxWorkers)
-	}
-	if c.MaxBootFailures < 0 {
-		return nil, &OptionError{Field: "MaxBootFailures", Value: c.MaxBootFailures, Reason: "must not be negative"}
-	}
-	if c.MaxBootFailures == 0 {
-		c.MaxBootFailures = DefaultMaxBootFailures
-	}
-	if c.MaxSurge < 0 {
-		return nil, &OptionError{Field: "MaxSurge", Value: c.MaxSurge, Reason: "must not be negative"}
-	}
-	if c.MaxSurge == 0 {
-		c.MaxSurge = 1
-	}
-	if t := c.Server; t != nil && t.TLSConfig != nil && len(t.TLSConfig.Certificates) == 0 &&
-		t.TLSConfig.GetCertificate == nil && t.TLSConfig.GetConfigForClient == nil {
-		return nil, &OptionError{Field: "Server.TLSConfig", Value: phrase("a tls.Config without a certificate"), Reason: "set Certificates, GetCertificate or GetConfigForClient: a worker cannot serve TLS without one"}
+	return nil
+}
+
+// validateMaster checks what only the master uses — the supervision
+// bounds, the PID file's directory, the signal table — and applies their
+// defaults. It runs after validate, in the master only: a worker must not
+// stat the PID file's directory.
+func (c *config) validateMaster() error {
+	if err := c.checkBounds(); err != nil {
+		return err
 	}
 	if c.PIDFile != "" {
 		if st, err := os.Stat(filepath.Dir(c.PIDFile)); err != nil || !st.IsDir() {
-			return nil, &OptionError{Field: "PIDFile", Value: c.PIDFile, Reason: "its directory does not exist"}
+			return &OptionError{Field: "PIDFile", Value: c.PIDFile, Reason: "its directory does not exist"}
 		}
 	}
 	if c.Signals == nil {
 		c.Signals = signals.Default()
 	}
 	if err := c.Signals.Validate(); err != nil {
-		return nil, &OptionError{Field: "Signals", Value: c.Signals, Reason: err.Error(), Err: err}
-	}
-	if c.Logger == nil {
-		c.defaultLogger = true
-		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	if c.Clock == nil {
-		c.Clock = realClock{}
+		return &OptionError{Field: "Signals", Value: c.Signals, Reason: err.Error(), Err: err}
 	}
 	c.procs = workerProcs(c.Workers)
-	return c, nil
+	return nil
+}
+
+// checkBounds checks the master's counts and timeouts against their
+// bounds and fills in the defaults of the counts.
+func (c *config) checkBounds() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"BootTimeout", c.BootTimeout}, {"UpgradeTimeout", c.UpgradeTimeout}} {
+		if d.v < MinBootTimeout {
+			return &OptionError{Field: d.name, Value: d.v, Reason: "must be at least 1s (MinBootTimeout): starting processes and the Go runtime takes longer than that on a busy machine"}
+		}
+	}
+	if c.HeartbeatTimeout < 2*heartbeatInterval {
+		return &OptionError{Field: "HeartbeatTimeout", Value: c.HeartbeatTimeout, Reason: "must be at least 2s: workers report once a second"}
+	}
+	if c.Workers < 0 {
+		return &OptionError{Field: "Workers", Value: c.Workers, Reason: "must not be negative"}
+	}
+	if c.Workers > MaxWorkers {
+		return &OptionError{Field: "Workers", Value: c.Workers, Reason: "must be at most 1024 (MaxWorkers): each worker is a whole process, and more workers than cores gain nothing"}
+	}
+	c.Workers = cmp.Or(c.Workers, min(runtime.GOMAXPROCS(0), MaxWorkers))
+	for _, n := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"MaxBootFailures", &c.MaxBootFailures, DefaultMaxBootFailures}, {"MaxSurge", &c.MaxSurge, 1}} {
+		if *n.v < 0 {
+			return &OptionError{Field: n.name, Value: *n.v, Reason: "must not be negative"}
+		}
+		*n.v = cmp.Or(*n.v, n.def)
+	}
+	return nil
 }
 
 func (c *config) parseAddrs() error {

@@ -1,6 +1,7 @@
 package prefork_test
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -19,7 +20,7 @@ import (
 
 // Bad options are refused before any socket or process: the spawner here
 // fails the test if it is ever asked for a worker.
-func TestNewMasterRejectsBadOptions(t *testing.T) {
+func TestNewRejectsBadOptions(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,10 +61,10 @@ func TestNewMasterRejectsBadOptions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.opts.Spawner = refuseSpawner{t}
-			_, err := prefork.NewMaster(c.opts)
+			_, err := prefork.New(nil, c.opts)
 			var oe *prefork.OptionError
 			if !errors.As(err, &oe) {
-				t.Fatalf("NewMaster = %v, want *OptionError", err)
+				t.Fatalf("New = %v, want *OptionError", err)
 			}
 			head, tail, cut := strings.Cut(c.want, "…")
 			if cut && strings.HasPrefix(err.Error(), head) && strings.HasSuffix(err.Error(), tail) {
@@ -82,9 +83,9 @@ func TestAddressInUseUnwraps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	_, err = prefork.NewMaster(prefork.Options{Addrs: []string{"127.0.0.1:0", busy.Addr().String()}})
+	_, err = prefork.New(nil, prefork.Options{Addrs: []string{"127.0.0.1:0", busy.Addr().String()}})
 	if !errors.Is(err, syscall.EADDRINUSE) {
-		t.Fatalf("NewMaster = %v, want EADDRINUSE", err)
+		t.Fatalf("New = %v, want EADDRINUSE", err)
 	}
 }
 
@@ -106,7 +107,7 @@ func TestUnixSocketStaleRemovedAndCleanedUp(t *testing.T) {
 	stale.Close() // a socket file nothing listens on, as a crash leaves it
 
 	sp, ev := preforktest.NewSpawner(), &preforktest.Events{}
-	m, err := prefork.NewMaster(prefork.Options{Addr: "unix:" + path, Workers: 1, Spawner: sp, OnEvent: ev.Record, Clock: preforktest.NewClock()})
+	m, err := prefork.New(nil, prefork.Options{Addr: "unix:" + path, Workers: 1, Spawner: sp, OnEvent: ev.Record, Clock: preforktest.NewClock()})
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -120,15 +121,15 @@ func TestUnixSocketStaleRemovedAndCleanedUp(t *testing.T) {
 	c.Close()
 
 	// A second master on the live socket is refused.
-	if _, err := prefork.NewMaster(prefork.Options{Addr: "unix:" + path}); err == nil || !strings.Contains(err.Error(), "already in use") {
+	if _, err := prefork.New(nil, prefork.Options{Addr: "unix:" + path}); err == nil || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("second master on a live socket: %v", err)
 	}
 
 	done := make(chan error, 1)
-	go func() { done <- m.Run() }()
+	go func() { done <- m.Run(context.Background()) }()
 	w := sp.Next(t)
 	w.Ready()
-	m.Shutdown()
+	prefork.Do(m, signals.Shutdown)
 	w.WaitStop(t)
 	w.Exit(0)
 	if err := <-done; err != nil {
@@ -139,7 +140,7 @@ func TestUnixSocketStaleRemovedAndCleanedUp(t *testing.T) {
 	}
 }
 
-func TestNewMasterInWorkerRole(t *testing.T) {
+func TestTestProcessIsTheMaster(t *testing.T) {
 	if prefork.IsWorker() || prefork.WorkerID() != -1 {
 		t.Fatalf("test process reads as a worker: %v %d", prefork.IsWorker(), prefork.WorkerID())
 	}

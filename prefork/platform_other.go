@@ -31,5 +31,12 @@ func dupCloexec(uintptr) (int, error) { return -1, errors.ErrUnsupported }
 
 func workerSysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
 
+// runTerminalWaiter does nothing: there is no upgrade here.
+func runTerminalWaiter() {}
+
 // awaitSuccessorInTerminal returns at once: there is no upgrade here.
-func (m *Master) awaitSuccessorInTerminal() {}
+func (m *master) awaitSuccessorInTerminal() {}
+
+// interactive is false: there is no SIGWINCH to ignore, nor a terminal
+// waiter.
+func interactive() bool { return false }

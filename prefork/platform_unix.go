@@ -39,3 +39,15 @@ func processGone(pid int) bool {
 func dupCloexec(fd uintptr) (int, error) {
 	return unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
 }
+
+// interactive reports whether the master runs in a terminal, where a
+// window resize sends SIGWINCH: Gunicorn's WINCH (stop every worker) is
+// then ignored, as Gunicorn ignores it when not daemonized.
+func interactive() bool {
+	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if isTerminal(int(f.Fd())) {
+			return true
+		}
+	}
+	return false
+}

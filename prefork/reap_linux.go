@@ -50,7 +50,7 @@ func workerWaited(pid int) {
 // nothing. Orphans are found in /proc (the children of this process that
 // are not workers) and waited for one pid at a time with WNOHANG, never
 // with wait(-1), which would take the workers' statuses too.
-func (m *Master) startReaper() (stop func()) {
+func (m *master) startReaper() (stop func()) {
 	if os.Getpid() != 1 {
 		return func() {}
 	}
@@ -74,7 +74,15 @@ func (m *Master) startReaper() (stop func()) {
 // reapOrphans waits for every child of this process that has exited and
 // is not a worker. The registry stays locked throughout, so no worker can start
 // (and die) between the scan and the wait.
-func (m *Master) reapOrphans() {
+func (m *master) reapOrphans() {
+	// Posted once the registry is unlocked: the loop may wait for it to
+	// start a worker.
+	for _, ev := range reap() {
+		m.post(ev)
+	}
+}
+
+func reap() (reaped []orphanEvent) {
 	workerPids.Lock()
 	defer workerPids.Unlock()
 	for _, pid := range children(os.Getpid()) {
@@ -83,9 +91,10 @@ func (m *Master) reapOrphans() {
 		}
 		var ws unix.WaitStatus
 		if n, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && n == pid {
-			m.cfg.Logger.Debug("reaped an orphan", "pid", pid, "status", waitStatus(ws))
+			reaped = append(reaped, orphanEvent{pid, waitStatus(ws)})
 		}
 	}
+	return reaped
 }
 
 func waitStatus(ws unix.WaitStatus) string {

@@ -9,4 +9,4 @@ func startWorker(start func() (int, error)) (int, error) { return start() }
 
 func workerWaited(int) {}
 
-func (m *Master) startReaper() (stop func()) { return func() {} }
+func (m *master) startReaper() (stop func()) { return func() {} }

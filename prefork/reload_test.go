@@ -1,6 +1,7 @@
 package prefork_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func live(ev *preforktest.Events) int {
 func TestReloadReplacesBeforeRetiring(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 3})
 	old := []*preforktest.Worker{r.boot(), r.boot(), r.boot()}
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	r.ev.Wait(t, prefork.EventReloadStarted, nil)
 	for i, o := range old {
 		n := r.next()
@@ -62,7 +63,7 @@ func TestReloadSurge(t *testing.T) {
 	for range 4 {
 		r.boot()
 	}
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	a, b := r.next(), r.next() // two boot at once
 	if a.Slot != 0 || b.Slot != 1 {
 		t.Fatalf("surge started slots %d and %d", a.Slot, b.Slot)
@@ -85,10 +86,10 @@ func TestReloadsCoalesce(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 2})
 	r.boot()
 	r.boot()
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	first := r.next()
 	for range 5 {
-		r.m.Do(signals.Reload)
+		prefork.Do(r.m, signals.Reload)
 	}
 	for range 5 {
 		r.ev.Wait(t, prefork.EventReloadQueued, nil)
@@ -118,7 +119,7 @@ func TestReloadsCoalesce(t *testing.T) {
 func TestReloadWithBrokenCodeKeepsOldWorkers(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 2, MaxBootFailures: 1})
 	a, b := r.boot(), r.boot()
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	n := r.next()
 	n.Exit(2, "panic: syntax error in new config")
 	e := r.ev.Wait(t, prefork.EventReloadFailed, nil)
@@ -129,7 +130,7 @@ func TestReloadWithBrokenCodeKeepsOldWorkers(t *testing.T) {
 		t.Fatal("an old worker was stopped by a failed reload")
 	}
 	// A later reload, with fixed code, goes through.
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	r.next().Ready()
 	a.WaitStop(t)
 	a.Exit(0)
@@ -143,19 +144,19 @@ func TestReloadWithBrokenCodeKeepsOldWorkers(t *testing.T) {
 func TestScaleUpAndDown(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	a := r.boot()
-	r.m.Do(signals.AddWorker)
+	prefork.Do(r.m, signals.AddWorker)
 	b := r.boot()
 	if b.Slot != 1 {
 		t.Fatalf("added worker in slot %d", b.Slot)
 	}
-	r.m.Do(signals.RemoveWorker)
+	prefork.Do(r.m, signals.RemoveWorker)
 	if st := b.WaitStop(t); !st.Drain {
 		t.Fatalf("removed worker told %+v", st)
 	}
 	b.Exit(0)
 	r.ev.Wait(t, prefork.EventExited, func(e prefork.Event) bool { return e.Generation == b.Generation && e.Expected })
-	r.m.Do(signals.RemoveWorker) // refused: the last worker stays
-	r.m.Do(signals.AddWorker)
+	prefork.Do(r.m, signals.RemoveWorker) // refused: the last worker stays
+	prefork.Do(r.m, signals.AddWorker)
 	c := r.boot()
 	if c.Slot != 1 || a.Exited() {
 		t.Fatalf("re-added slot %d; first worker exited %v", c.Slot, a.Exited())
@@ -173,7 +174,7 @@ func TestScaleUpAndDown(t *testing.T) {
 func TestStopWorkersThenReload(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 2})
 	a, b := r.boot(), r.boot()
-	r.m.Do(signals.StopWorkers)
+	prefork.Do(r.m, signals.StopWorkers)
 	for _, w := range []*preforktest.Worker{a, b} {
 		if st := w.WaitStop(t); !st.Drain {
 			t.Fatalf("told %+v", st)
@@ -187,7 +188,7 @@ func TestStopWorkersThenReload(t *testing.T) {
 		t.Fatalf("Run returned %v after stop-workers", err)
 	default:
 	}
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	r.boot()
 	r.boot()
 	r.finish(true)
@@ -198,7 +199,7 @@ func TestStopWorkersThenReload(t *testing.T) {
 func TestCrashDuringReplacement(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	old := r.boot()
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	n := r.next()
 	old.Exit(1)
 	r.ev.Wait(t, prefork.EventExited, func(e prefork.Event) bool { return e.Generation == old.Generation })
@@ -219,7 +220,7 @@ func TestReopenLogs(t *testing.T) {
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
-	r.m.Do(signals.ReopenLogs)
+	prefork.Do(r.m, signals.ReopenLogs)
 	r.ev.Wait(t, prefork.EventAction, func(e prefork.Event) bool { return e.Action == signals.ReopenLogs })
 	r.finish(true)
 	fresh, err := os.ReadFile(path)
@@ -230,4 +231,55 @@ func TestReopenLogs(t *testing.T) {
 	if !strings.Contains(string(rotated), "msg=ready") || strings.Contains(string(rotated), "msg=stopped") {
 		t.Fatalf("rotated log: %q", rotated)
 	}
+}
+
+// HUP, HUP, WINCH: the queued reload must not bring the workers back.
+func TestQueuedReloadDoesNotUndoStopWorkers(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 2})
+	r.boot()
+	r.boot()
+	prefork.Do(r.m, signals.Reload)
+	r.next() // slot 0's replacement, booting
+	prefork.Do(r.m, signals.Reload)
+	r.ev.Wait(t, prefork.EventReloadQueued, nil)
+	prefork.Do(r.m, signals.StopWorkers)
+	r.barrier()
+	spawned := countKind(r.ev, prefork.EventSpawned)
+	if spawned != 3 {
+		t.Fatalf("%d workers started in all, want 3 (2 + the one replacement)", spawned)
+	}
+	r.finish(true)
+}
+
+// A reload asked for while a failing one runs is not lost: it runs next,
+// with the code now on disk.
+func TestReloadQueuedBehindFailureRuns(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	old := r.boot()
+	prefork.Do(r.m, signals.Reload)
+	bad := r.next()
+	prefork.Do(r.m, signals.Reload) // the operator shipped a fix
+	r.ev.Wait(t, prefork.EventReloadQueued, nil)
+	bad.Exit(2, "panic: broken build")
+	r.ev.Wait(t, prefork.EventReloadFailed, nil)
+	fixed := r.next()
+	fixed.Ready()
+	old.WaitStop(t)
+	old.Exit(0)
+	r.ev.Wait(t, prefork.EventReloadDone, nil)
+	r.finish(true)
+}
+
+// A spawn that fails during a reload ends it as failed, not also as done.
+func TestSpawnFailureEndsReloadOnce(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1})
+	r.boot()
+	r.sp.FailNext(errors.New("exec: no such file"))
+	prefork.Do(r.m, signals.Reload)
+	r.ev.Wait(t, prefork.EventReloadFailed, nil)
+	r.barrier()
+	if n := countKind(r.ev, prefork.EventReloadDone); n != 0 {
+		t.Fatalf("reload failed and done")
+	}
+	r.finish(true)
 }

@@ -18,7 +18,7 @@ func TestServeUnsupported(t *testing.T) {
 		!strings.Contains(err.Error(), runtime.GOOS) || !strings.Contains(err.Error(), "single-process mode") {
 		t.Fatalf("Serve = %v, want ErrUnsupported naming %s and the single-process mode to come", err, runtime.GOOS)
 	}
-	if m, err := prefork.NewMaster(prefork.Options{Addr: "127.0.0.1:0"}); m != nil || !errors.Is(err, prefork.ErrUnsupported) {
-		t.Fatalf("NewMaster = %v, %v; want ErrUnsupported", m, err)
+	if m, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0"}); m != nil || !errors.Is(err, prefork.ErrUnsupported) {
+		t.Fatalf("New = %v, %v; want ErrUnsupported", m, err)
 	}
 }

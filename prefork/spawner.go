@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,9 +75,6 @@ func (e Exit) String() string {
 	return fmt.Sprintf("exit status %d", e.Code)
 }
 
-// Success reports whether the process exited with status 0.
-func (e Exit) Success() bool { return e.Signal == nil && e.Code == 0 }
-
 // ExecSpawner starts each worker by executing a binary, by default the one
 // this process runs, with the same arguments.
 type ExecSpawner struct {
@@ -98,8 +94,9 @@ type ExecSpawner struct {
 
 	// self: Path names this program (the master's own spawner), so the
 	// running executable may stand in for it when it is gone.
-	self   bool
-	logger *slog.Logger // for the warning when it does; default slog.Default
+	self bool
+	// binaryGone reports when it does: an event of the master's.
+	binaryGone func(binary, running string)
 }
 
 var _ Spawner = (*ExecSpawner)(nil)
@@ -200,8 +197,9 @@ func (s *ExecSpawner) path(reload bool) (string, error) {
 	if runningExecutable == "" {
 		return p, nil
 	}
-	cmp.Or(s.logger, slog.Default()).Warn("the binary is gone; the worker starts from the executable this master runs",
-		"binary", p, "running", runningExecutable)
+	if s.binaryGone != nil {
+		s.binaryGone(p, runningExecutable)
+	}
 	return runningExecutable, nil
 }
 

@@ -5,10 +5,10 @@ package prefork
 import (
 	"bytes"
 	"cmp"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,10 +97,14 @@ func TestTailKeepsLastLines(t *testing.T) {
 // replaced.
 func TestExecSpawnerPathWhenBinaryGone(t *testing.T) {
 	gone := filepath.Join(t.TempDir(), "app")
-	sp := &ExecSpawner{Path: gone, self: true, logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	var told []string
+	sp := &ExecSpawner{Path: gone, self: true, binaryGone: func(b, r string) { told = append(told, b, r) }}
 	want := cmp.Or(runningExecutable, gone) // without a name for it, the path as it is
 	if p, err := sp.path(false); err != nil || p != want {
 		t.Fatalf("restart path = %q, %v; want %q", p, err, want)
+	}
+	if runningExecutable != "" && !slices.Equal(told, []string{gone, runningExecutable}) {
+		t.Fatalf("binaryGone told %q, want the gone path and the running executable", told)
 	}
 	if _, err := sp.path(true); err == nil || !strings.Contains(err.Error(), gone) || !strings.Contains(err.Error(), "reload") {
 		t.Fatalf("reload path error = %v, want one naming %s", err, gone)

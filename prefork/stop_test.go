@@ -304,7 +304,7 @@ func TestE2EActivatedUnixSocketSurvives(t *testing.T) {
 	c.Close()
 }
 
-// A busy address fails NewMaster with an error that unwraps to
+// A busy address fails New with an error that unwraps to
 // EADDRINUSE, in a fresh process, whose tableflip upgrader is free (the
 // test binary's own is taken by earlier tests).
 func TestE2EAddressInUseUnwraps(t *testing.T) {

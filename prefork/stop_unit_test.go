@@ -59,9 +59,9 @@ func TestStopDuringUpgradeCancelsIt(t *testing.T) {
 	up := newFakeUpgrade(r)
 	w := r.boot()
 	r.ev.Wait(t, prefork.EventServing, nil)
-	r.m.Do(signals.Upgrade)
+	prefork.Do(r.m, signals.Upgrade)
 	<-up.calls
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	if st := w.WaitStop(t); !st.Drain {
 		t.Fatalf("worker told %+v, want a drain", st)
 	}
@@ -94,9 +94,9 @@ func TestStopAsNewMasterBecomesReadyIsForwarded(t *testing.T) {
 	up := newReportingUpgrade(r, next.Process.Pid)
 	w := r.boot()
 	r.ev.Wait(t, prefork.EventServing, nil)
-	r.m.Do(signals.Upgrade)
+	prefork.Do(r.m, signals.Upgrade)
 	<-up.calls
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	w.WaitStop(t)
 	up.verdict <- nil
 	if e := r.ev.Wait(t, prefork.EventUpgraded, nil); e.Pid != next.Process.Pid {
@@ -123,12 +123,12 @@ func TestStopAfterHandoverIsForwarded(t *testing.T) {
 	up := newReportingUpgrade(r, next.Process.Pid)
 	w := r.boot()
 	r.ev.Wait(t, prefork.EventServing, nil)
-	r.m.Do(signals.Upgrade)
+	prefork.Do(r.m, signals.Upgrade)
 	<-up.calls
 	up.verdict <- nil
 	r.ev.Wait(t, prefork.EventUpgraded, nil)
 	w.WaitStop(t) // draining
-	r.m.Do(signals.Quit)
+	prefork.Do(r.m, signals.Quit)
 	e := r.ev.Wait(t, prefork.EventStopForwarded, nil)
 	if e.Err != nil || e.Pid != next.Process.Pid || e.Action != signals.Quit {
 		t.Fatalf("forwarded %+v", e)
@@ -153,7 +153,7 @@ func TestStopDrainsOnlyOnceEveryWorkerStoppedAccepting(t *testing.T) {
 	for _, w := range ws {
 		w.HoldListeners()
 	}
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	for _, w := range ws {
 		w.WaitCloseListeners(t)
 	}
@@ -188,7 +188,7 @@ func TestStopDrainsAfterBoundedWaitForSilentWorker(t *testing.T) {
 	ws := []*preforktest.Worker{r.boot(), r.boot()}
 	r.ev.Wait(t, prefork.EventServing, nil)
 	ws[1].HoldListeners()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	ws[1].WaitCloseListeners(t)
 	r.ev.Wait(t, prefork.EventStoppedAccepting, func(e prefork.Event) bool { return e.Generation == ws[0].Generation })
 	r.barrier()
@@ -217,11 +217,11 @@ func TestQuitDuringStopAcceptingQuitsEveryWorker(t *testing.T) {
 	for _, w := range ws {
 		w.HoldListeners()
 	}
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	for _, w := range ws {
 		w.WaitCloseListeners(t)
 	}
-	r.m.Do(signals.Quit)
+	prefork.Do(r.m, signals.Quit)
 	for _, w := range ws {
 		if st := w.WaitStop(t); st.Drain {
 			t.Fatalf("worker gen %d told %+v, want a quit", w.Generation, st)
@@ -249,10 +249,10 @@ func TestStopDuringReloadWaitsForBootingWorker(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	old := r.boot()
 	r.ev.Wait(t, prefork.EventServing, nil)
-	r.m.Do(signals.Reload)
+	prefork.Do(r.m, signals.Reload)
 	next := r.next()
 	next.HoldListeners()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	old.WaitCloseListeners(t)
 	next.WaitCloseListeners(t)
 	r.ev.Wait(t, prefork.EventStoppedAccepting, func(e prefork.Event) bool { return e.Generation == old.Generation })

@@ -2,62 +2,41 @@ package prefork
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gracefork/gracefork/internal/control"
 	"github.com/gracefork/gracefork/internal/handoff"
-	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
 )
 
-// BootError is returned by Run when a slot's workers failed to boot
-// MaxBootFailures times in a row — each exited before it was ready, or was
-// not ready within BootTimeout — and no worker could serve instead: at
-// start, before the first "serving", or when every slot fails.
-type BootError struct {
-	Slot     int
-	Attempts int
-	// Exit is how the last attempt ended; its Stderr holds the lines it
-	// wrote last.
-	Exit     Exit
-	TimedOut bool  // the last attempt was killed at BootTimeout
-	Spawn    error // the Spawner failed, instead of a process exiting
-}
-
-// Error quotes the last attempt's exit status and stderr.
-func (e *BootError) Error() string {
-	var b strings.Builder
-	if e.Attempts == 1 {
-		fmt.Fprintf(&b, "prefork: worker slot %d failed to boot: ", e.Slot)
-	} else {
-		fmt.Fprintf(&b, "prefork: worker slot %d failed to boot %d times in a row; last attempt: ", e.Slot, e.Attempts)
-	}
-	switch {
-	case e.Spawn != nil:
-		b.WriteString(e.Spawn.Error())
-	case e.TimedOut:
-		fmt.Fprintf(&b, "not ready within BootTimeout, killed (%v)", e.Exit)
-	default:
-		b.WriteString(e.Exit.String())
-	}
-	if len(e.Exit.Stderr) > 0 {
-		b.WriteString("; its last stderr lines:\n\t")
-		b.WriteString(strings.Join(e.Exit.Stderr, "\n\t"))
-	}
-	return b.String()
-}
-
-// Unwrap returns the Spawner's error, when starting the process failed.
-func (e *BootError) Unwrap() error { return e.Spawn }
+// Restart backoff: the first restart after a crash is immediate, each
+// further one in a row waits twice as long, from minBackoff up to
+// maxBackoff. A worker that served for servedWell clears the count: its
+// slot restarts at once, however often that happens.
+//
+// servedWell is one heartbeat interval. A worker that dies within a second
+// of its "ready" dies of what it does at start — the same code in every
+// attempt, a boot loop in disguise — and backs off; one that served for a
+// second took traffic, and its death (a request of death, the OOM killer,
+// kill -9) says nothing about the next worker, which costs a process start
+// (tens of milliseconds) while its slot's capacity is missing.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+	servedWell = time.Second
+	// killGrace is how long the master waits past a worker's own deadline
+	// before it sends SIGKILL.
+	killGrace = 2 * time.Second
+	// quitTimeout bounds a quick shutdown.
+	quitTimeout = 2 * time.Second
+)
 
 // spawn starts a worker for s: its serving worker, or with next its
 // replacement during a reload.
-func (m *Master) spawn(s *slot, next bool) {
+func (m *master) spawn(s *slot, next bool) {
 	if m.stopping {
 		return // giving up or shutting down: a worker started now would never be told to stop
 	}
@@ -88,7 +67,7 @@ func (m *Master) spawn(s *slot, next bool) {
 
 // start makes the worker's control channel and asks the spawner for it;
 // reload says the worker replaces one in a reload.
-func (m *Master) start(w *worker, reload bool) (Process, net.Conn, error) {
+func (m *master) start(w *worker, reload bool) (Process, net.Conn, error) {
 	mine, theirs, err := sockets.Pair()
 	if err != nil {
 		return nil, nil, err
@@ -112,14 +91,14 @@ func (m *Master) start(w *worker, reload bool) (Process, net.Conn, error) {
 	return proc, conn, nil
 }
 
-func (m *Master) readControl(w *worker) {
+func (m *master) readControl(w *worker) {
 	for {
 		msg, err := control.Read(w.ctl)
 		if errors.Is(err, control.ErrType) {
 			// A newer worker's message, read whole (a reload to a newer
 			// binary): skip it. Killing the worker would turn a deploy
 			// into a crash loop.
-			m.cfg.Logger.Warn("master ignores an unknown control message", "worker", w.String(), "type", msg.Type.String())
+			m.post(unknownMsgEvent{w, msg.Type.String()})
 			continue
 		}
 		if err != nil {
@@ -132,7 +111,13 @@ func (m *Master) readControl(w *worker) {
 	}
 }
 
-func (m *Master) onMessage(w *worker, msg control.Message) {
+// onUnknownMessage notes a message of a newer worker, skipped.
+func (m *master) onUnknownMessage(ev unknownMsgEvent) {
+	w := ev.w
+	m.emit(Event{Kind: EventUnknownMessage, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Detail: ev.typ})
+}
+
+func (m *master) onMessage(w *worker, msg control.Message) {
 	if _, live := m.workers[w]; !live || w.killed {
 		// Its exit was handled first, or is on its way: what it said last
 		// no longer matters. A worker killed at BootTimeout whose "ready"
@@ -155,11 +140,11 @@ func (m *Master) onMessage(w *worker, msg control.Message) {
 	default:
 		// A message for workers, well formed: a bug in the worker, or a
 		// build that means something else by it. Not worth a kill.
-		m.cfg.Logger.Warn("master ignores a control message that is not for it", "worker", w.String(), "type", msg.Type.String())
+		m.emit(Event{Kind: EventMisdirectedMessage, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Detail: msg.Type.String()})
 	}
 }
 
-func (m *Master) onReady(w *worker) {
+func (m *master) onReady(w *worker) {
 	if w.ready {
 		return
 	}
@@ -197,7 +182,7 @@ func (m *Master) onReady(w *worker) {
 // kill ends a worker at once. From then on the master ignores what it
 // says: a "ready" or heartbeat already queued behind the decision to kill
 // must not undo it.
-func (m *Master) kill(w *worker) {
+func (m *master) kill(w *worker) {
 	w.killed = true
 	stopTimer(w.beatTimer)
 	w.proc.Signal(syscall.SIGKILL)
@@ -205,27 +190,12 @@ func (m *Master) kill(w *worker) {
 
 // onProtocolError kills a worker that sent something unreadable: a master
 // cannot supervise what it cannot understand. It is restarted as a crash.
-func (m *Master) onProtocolError(w *worker, err error) {
+func (m *master) onProtocolError(w *worker, err error) {
 	if _, live := m.workers[w]; !live {
 		return
 	}
 	m.emit(Event{Kind: EventProtocolError, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Err: err})
 	m.kill(w)
-}
-
-// watchHeartbeat (re)arms the kill of a serving worker that falls silent:
-// stopped (SIGSTOP), wedged, or swapped out for longer than
-// HeartbeatTimeout. The connections it accepted would hang for ever; its
-// slot is restarted as after a crash.
-func (m *Master) watchHeartbeat(w *worker) {
-	stopTimer(w.beatTimer)
-	w.beatTimer = m.after(m.cfg.HeartbeatTimeout, func() {
-		if _, live := m.workers[w]; !live || w.stopping {
-			return
-		}
-		m.emit(Event{Kind: EventHung, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: m.cfg.HeartbeatTimeout})
-		m.kill(w)
-	})
 }
 
 func stopTimer(t Timer) {
@@ -234,7 +204,7 @@ func stopTimer(t Timer) {
 	}
 }
 
-func (m *Master) onBootTimeout(w *worker) {
+func (m *master) onBootTimeout(w *worker) {
 	if _, live := m.workers[w]; !live || w.ready || w.stopping {
 		return
 	}
@@ -243,7 +213,7 @@ func (m *Master) onBootTimeout(w *worker) {
 	m.kill(w)
 }
 
-func (m *Master) onExit(w *worker, exit Exit) {
+func (m *master) onExit(w *worker, exit Exit) {
 	delete(m.workers, w)
 	defer m.listenersClosed(w) // its copies closed with it: a stop's first phase need not wait
 	w.ctl.Close()
@@ -273,7 +243,7 @@ func (m *Master) onExit(w *worker, exit Exit) {
 // served for servedWell died of something other than its code — a request,
 // the OOM killer, an operator's kill -9 — and its slot restarts at once, as
 // often as that happens; one that died young backs off, as a boot loop does.
-func (m *Master) crashed(s *slot, w *worker, exit Exit) {
+func (m *master) crashed(s *slot, w *worker, exit Exit) {
 	if !w.ready {
 		m.bootFailed(s, &BootError{Slot: s.id, Exit: exit, TimedOut: w.bootTimedOut})
 		return
@@ -285,7 +255,7 @@ func (m *Master) crashed(s *slot, w *worker, exit Exit) {
 	m.scheduleRestart(s)
 }
 
-func (m *Master) active(s *slot) bool {
+func (m *master) active(s *slot) bool {
 	for _, a := range m.slots {
 		if a == s {
 			return true
@@ -308,7 +278,7 @@ func (m *Master) active(s *slot) bool {
 // Otherwise the slot is degraded: the other workers serve on, and the slot
 // retries every maxBackoff, loudly (an error event each time, sd_notify
 // STATUS), until a worker of its own is ready again.
-func (m *Master) bootFailed(s *slot, e *BootError) {
+func (m *master) bootFailed(s *slot, e *BootError) {
 	s.failures++
 	s.bootFailures++
 	if s.bootFailures < m.cfg.MaxBootFailures {
@@ -330,7 +300,7 @@ func (m *Master) bootFailed(s *slot, e *BootError) {
 
 // othersServe reports whether a slot other than s has a ready worker, or
 // boots left before giving up.
-func (m *Master) othersServe(s *slot) bool {
+func (m *master) othersServe(s *slot) bool {
 	for _, o := range m.slots {
 		if o != s && (o.serves() || o.bootFailures < m.cfg.MaxBootFailures) {
 			return true
@@ -342,7 +312,7 @@ func (m *Master) othersServe(s *slot) bool {
 func (s *slot) serves() bool { return s.w != nil && s.w.ready && !s.w.stopping }
 
 // serving counts the active slots whose worker is ready.
-func (m *Master) serving() int {
+func (m *master) serving() int {
 	n := 0
 	for _, s := range m.slots {
 		if s.serves() {
@@ -352,30 +322,13 @@ func (m *Master) serving() int {
 	return n
 }
 
-// sendStatus tells systemd (STATUS=, shown by systemctl status) whether
-// every slot can be filled.
-func (m *Master) sendStatus() {
-	var failing []string
-	for _, s := range m.slots {
-		if s.degraded {
-			failing = append(failing, fmt.Sprint(s.id))
-		}
-	}
-	if len(failing) == 0 {
-		m.sdNotify(sdnotify.Status(fmt.Sprintf("serving with %d workers", len(m.slots))))
-		return
-	}
-	m.sdNotify(sdnotify.Status(fmt.Sprintf("degraded: worker slot %s cannot start a worker, retrying every %v; serving with %d of %d workers",
-		strings.Join(failing, ", "), maxBackoff, m.serving(), len(m.slots))))
-}
-
-func (m *Master) scheduleRestart(s *slot) {
+func (m *master) scheduleRestart(s *slot) {
 	m.restartIn(s, backoff(s.failures))
 }
 
 // restartIn spawns the slot's worker after d, replacing any restart
 // already pending for it.
-func (m *Master) restartIn(s *slot, d time.Duration) {
+func (m *master) restartIn(s *slot, d time.Duration) {
 	cancelRestart(s)
 	m.emit(Event{Kind: EventRestartScheduled, Slot: s.id, Delay: d})
 	if d == 0 {

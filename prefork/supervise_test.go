@@ -1,8 +1,10 @@
 package prefork_test
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,7 +21,7 @@ type rig struct {
 	sp   *preforktest.Spawner
 	clk  *preforktest.Clock
 	ev   *preforktest.Events
-	m    *prefork.Master
+	m    *prefork.Server
 	done chan error
 	ws   []*preforktest.Worker // every worker spawned, in order
 }
@@ -32,12 +34,12 @@ func newRig(t *testing.T, opts prefork.Options) *rig {
 	if opts.LogFile == "" {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
-	m, err := prefork.NewMaster(opts)
+	m, err := prefork.New(nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.m = m
-	go func() { r.done <- m.Run() }()
+	go func() { r.done <- m.Run(context.Background()) }()
 	return r
 }
 
@@ -95,7 +97,7 @@ func TestStartsWorkersInSlotsAndShutsDown(t *testing.T) {
 		}
 		ws = append(ws, w)
 	}
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	for _, w := range ws {
 		if st := w.WaitStop(t); !st.Drain || st.Deadline != 7*time.Second {
 			t.Fatalf("worker %d told %+v, want drain within 7s", w.Slot, st)
@@ -179,9 +181,9 @@ func TestCrashRestartsSameSlotWithBackoff(t *testing.T) {
 func (r *rig) finish(graceful bool) {
 	r.t.Helper()
 	if graceful {
-		r.m.Shutdown()
+		prefork.Do(r.m, signals.Shutdown)
 	} else {
-		r.m.Do(signals.Quit)
+		prefork.Do(r.m, signals.Quit)
 	}
 	for _, w := range r.ws {
 		if w.Exited() {
@@ -270,7 +272,7 @@ func TestReadyResetsBootFailures(t *testing.T) {
 func TestGracefulStragglerIsKilled(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1, GracefulTimeout: 3 * time.Second})
 	w := r.boot()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	w.WaitStop(t)
 	r.clk.WaitTimer(t, 5*time.Second) // the deadline plus the master's grace
 	r.clk.Advance(5 * time.Second)
@@ -286,11 +288,11 @@ func TestGracefulStragglerIsKilled(t *testing.T) {
 func TestQuitDuringDrainHurries(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	w := r.boot()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	if st := w.WaitStop(t); !st.Drain {
 		t.Fatalf("told %+v", st)
 	}
-	r.m.Do(signals.Quit)
+	prefork.Do(r.m, signals.Quit)
 	if st := w.WaitStop(t); st.Drain {
 		t.Fatalf("after quit told %+v, want quit", st)
 	}
@@ -303,7 +305,7 @@ func TestQuitDuringDrainHurries(t *testing.T) {
 func TestNoRestartDuringShutdown(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 2})
 	a, b := r.boot(), r.boot()
-	r.m.Shutdown()
+	prefork.Do(r.m, signals.Shutdown)
 	a.WaitStop(t)
 	a.Exit(1) // crashes while draining: not restarted
 	b.WaitStop(t)
@@ -355,5 +357,61 @@ func TestHeartbeatIsAccepted(t *testing.T) {
 		if e.Kind == prefork.EventProtocolError {
 			t.Fatalf("heartbeat taken for a protocol error: %v", e.Err)
 		}
+	}
+}
+
+// barrier returns once the master has handled every action asked before
+// it: actions are handled in order, and ReopenLogs changes nothing here.
+func (r *rig) barrier() {
+	r.t.Helper()
+	prefork.Do(r.m, signals.ReopenLogs)
+	r.ev.Wait(r.t, prefork.EventAction, func(e prefork.Event) bool { return e.Action == signals.ReopenLogs })
+}
+
+func countKind(ev *preforktest.Events, k prefork.EventKind) int {
+	n := 0
+	for _, e := range ev.All() {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// Giving up while the first workers are being started must not start the
+// rest: they would never be told to stop, and Run would never return.
+func TestGiveUpDuringFirstSpawnsReturns(t *testing.T) {
+	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
+	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
+	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
+	m, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0", Workers: 2, MaxBootFailures: 2,
+		Spawner: r.sp, Clock: r.clk, OnEvent: r.ev.Record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- m.Run(context.Background()) }()
+	var be *prefork.BootError
+	if err := r.result(); !errors.As(err, &be) {
+		t.Fatalf("Run = %v, want a BootError", err)
+	}
+	if n := countKind(r.ev, prefork.EventSpawned); n != 0 {
+		t.Fatalf("%d workers started after giving up", n)
+	}
+}
+
+// A GracefulTimeout meant as "forever" must not overflow into an
+// immediate kill.
+func TestHugeGracefulTimeoutDoesNotKill(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1, GracefulTimeout: math.MaxInt64})
+	w := r.boot()
+	prefork.Do(r.m, signals.Shutdown)
+	w.WaitStop(t)
+	r.clk.Advance(24 * time.Hour)
+	w.Exit(0)
+	if err := r.result(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKind(r.ev, prefork.EventKilled); n != 0 {
+		t.Fatal("the draining worker was killed")
 	}
 }

@@ -25,7 +25,11 @@ import (
 // master can upgrade in turn.
 const successorEnv = "GRACEFORK_SUCCESSOR_7QZ3K9"
 
-func init() {
+// runTerminalWaiter makes this process the waiter, and exits with the new
+// master's status, when the old master re-executed itself as one: New
+// calls it first. A program's work before New is therefore done again in
+// the waiter; nothing happens at import.
+func runTerminalWaiter() {
 	if v := os.Getenv(successorEnv); v != "" {
 		os.Exit(waitSuccessor(v))
 	}
@@ -37,15 +41,13 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, sy
 
 // awaitSuccessorInTerminal turns this old master into the waiter, when it
 // runs in a terminal; it returns only if it cannot.
-func (m *Master) awaitSuccessorInTerminal() {
+func (m *master) awaitSuccessorInTerminal() {
 	kids := childPids(os.Getpid())
 	if len(kids) != 1 {
-		m.cfg.Logger.Warn("after the upgrade, cannot tell the new master among this process's children; exiting",
-			"children", fmt.Sprint(kids))
+		m.emit(Event{Kind: EventSuccessorUnknown, Detail: fmt.Sprint(kids)})
 		return
 	}
-	m.cfg.Logger.Info("upgraded in a terminal: this process stays, so Ctrl-C still reaches the new master; it waits for it",
-		"new_master", kids[0])
+	m.emit(Event{Kind: EventWaitingForSuccessor, Pid: kids[0]})
 	env := append(os.Environ(), successorEnv+"="+strconv.Itoa(kids[0]))
 	// A Ctrl-C during the exec must not kill the waiter-to-be with the
 	// default action: ignored signals stay ignored across exec until the
@@ -60,7 +62,7 @@ func (m *Master) awaitSuccessorInTerminal() {
 		err = syscall.Exec(exe, os.Args, env)
 	}
 	signal.Reset(forwarded...)
-	m.cfg.Logger.Error("cannot wait for the new master; exiting", "err", err)
+	m.emit(Event{Kind: EventWaiterFailed, Err: err})
 }
 
 // waitSuccessor is the waiter: it forwards every catchable signal to the

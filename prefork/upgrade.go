@@ -12,7 +12,6 @@ import (
 
 	"github.com/cloudflare/tableflip"
 	"github.com/gracefork/gracefork/internal/handoff"
-	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/internal/sockets"
 	"github.com/gracefork/gracefork/signals"
 )
@@ -28,7 +27,7 @@ type predecessorEvent struct{ err error }
 
 // watchPredecessor reports when the old master has gone; until then this
 // master cannot upgrade in turn.
-func (m *Master) watchPredecessor(ctx context.Context) {
+func (m *master) watchPredecessor(ctx context.Context) {
 	if !m.hasParent() {
 		return
 	}
@@ -40,7 +39,7 @@ func (m *Master) watchPredecessor(ctx context.Context) {
 	})
 }
 
-func (m *Master) onPredecessorGone(ev predecessorEvent) {
+func (m *master) onPredecessorGone(ev predecessorEvent) {
 	m.waitingParent = false
 	m.emit(Event{Kind: EventPredecessorGone, Err: ev.err})
 }
@@ -71,7 +70,7 @@ func parseReport(s string) (pid int, detail string) {
 
 // setupUpgrader takes this process's tableflip Upgrader, and, in a new
 // master started by an upgrade, the pipe to report failure through.
-func (m *Master) setupUpgrader() error {
+func (m *master) setupUpgrader() error {
 	upg, err := takeUpgrader(m.cfg.UpgradeTimeout)
 	if err != nil {
 		return fmt.Errorf("prefork: %w", err)
@@ -90,7 +89,7 @@ func (m *Master) setupUpgrader() error {
 }
 
 // tellParent reports a failure to start to the old master, if there is one.
-func (m *Master) tellParent(err error) {
+func (m *master) tellParent(err error) {
 	if m.parentReport == nil || err == nil {
 		return
 	}
@@ -119,13 +118,17 @@ func reportToParent(err error) {
 // tableflipParentEnv is set by tableflip in a process started by Upgrade.
 const tableflipParentEnv = handoff.TableflipParentEnv
 
-func (m *Master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
+func (m *master) hasParent() bool { return m.upg != nil && m.upg.HasParent() }
 
 // startUpgrade starts the binary on disk as a new master that inherits
 // every socket. This master drains and exits once the new one — and all its
-// workers — are ready; if the new one fails, nothing changes here.
-func (m *Master) startUpgrade() {
-	refuse := func(why string) { m.emit(Event{Kind: EventUpgradeRefused, Err: errors.New(why)}) }
+// workers — are ready; if the new one fails, nothing changes here. reply,
+// if not nil, gets the outcome.
+func (m *master) startUpgrade(reply chan error) {
+	refuse := func(why string) {
+		m.emit(Event{Kind: EventUpgradeRefused, Err: errors.New(why)})
+		answer(reply, fmt.Errorf("%w: %s", ErrUpgradeRefused, why))
+	}
 	switch {
 	case m.upgradeFn == nil:
 		refuse("another master in this process owns tableflip's upgrader")
@@ -145,9 +148,13 @@ func (m *Master) startUpgrade() {
 	}
 	if err := m.prepareReport(); err != nil {
 		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
+		answer(reply, err)
 		return
 	}
 	m.upgrading = true
+	if reply != nil {
+		m.upgradeWait = append(m.upgradeWait, reply)
+	}
 	m.emit(Event{Kind: EventUpgradeStarted})
 	upgrade := m.upgradeFn
 	m.wg.Go(func() {
@@ -159,7 +166,7 @@ func (m *Master) startUpgrade() {
 }
 
 // prepareReport makes, once, the pipe a new master reports failure into.
-func (m *Master) prepareReport() error {
+func (m *master) prepareReport() error {
 	if m.upg == nil {
 		return nil // a test's upgrade function: no new process to hear from
 	}
@@ -200,24 +207,45 @@ func readReport(r *os.File) string {
 	return strings.TrimSpace(b.String())
 }
 
-func (m *Master) onUpgrade(ev upgradeEvent) {
+// onUpgrade ends an upgrade attempt: the new master took over, or failed,
+// or was killed by a stop; the Upgrade calls waiting learn which.
+func (m *master) onUpgrade(ev upgradeEvent) {
 	m.upgrading = false
-	if ev.err != nil && m.stopping {
+	wait := m.upgradeWait
+	m.upgradeWait = nil
+	err := m.upgradeOutcome(ev)
+	for _, c := range wait {
+		c <- err
+	}
+	if err == nil {
+		m.handOver(ev.successor)
+	}
+}
+
+// upgradeOutcome reports a failed upgrade and returns its error, or nil
+// when the new master took over.
+func (m *master) upgradeOutcome(ev upgradeEvent) error {
+	switch {
+	case ev.err != nil && m.stopping:
 		// closeSockets stopped tableflip, which killed the new master.
 		m.emit(Event{Kind: EventUpgradeCancelled, Err: ev.err})
-		return
-	}
-	if ev.err != nil {
+		return fmt.Errorf("prefork: upgrade cancelled by the stop: %w", ev.err)
+	case ev.err != nil:
 		err := fmt.Errorf("prefork: upgrade failed, this master and its workers serve on: %w", ev.err)
 		if ev.detail != "" {
 			err = fmt.Errorf("%w; the new master said: %s", err, ev.detail)
 		}
 		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
-		return
+		return err
 	}
+	return nil
+}
+
+// handOver makes this master leave to the new one, which is ready.
+func (m *master) handOver(successor int) {
 	m.handedOver = true
-	m.successor = ev.successor
-	m.emit(Event{Kind: EventUpgraded, Pid: ev.successor})
+	m.successor = successor
+	m.emit(Event{Kind: EventUpgraded, Pid: successor})
 	if m.stopping {
 		// The new master became ready just as this one began to stop: it
 		// serves now, so a stop that was asked for goes on to it.
@@ -237,7 +265,7 @@ func (m *Master) onUpgrade(ev upgradeEvent) {
 // (a PID file read earlier, a script), and a stop must stop the service,
 // not one generation of it. The signal sent is the one this master's
 // Options.Signals maps to the action.
-func (m *Master) forwardStop(a signals.Action) {
+func (m *master) forwardStop(a signals.Action) {
 	ev := Event{Kind: EventStopForwarded, Action: a, Pid: m.successor}
 	var sig os.Signal
 	for _, s := range m.cfg.Signals.Signals() {
@@ -259,83 +287,6 @@ func (m *Master) forwardStop(a signals.Action) {
 		}
 	}
 	m.emit(ev)
-}
-
-// maybeAnnounce tells the world the master serves, once every slot has a
-// ready worker at start: tableflip's Ready (which lets an old master go),
-// the PID file, systemd's READY=1 (with MAINPID after an upgrade).
-func (m *Master) maybeAnnounce() {
-	if m.announced || m.stopping || !m.allReady() {
-		return
-	}
-	m.announced = true
-	if m.parentReport != nil {
-		// Before Ready: the old master reads it once Upgrade returns.
-		fmt.Fprintf(m.parentReport, "%s%d\n", readyLine, os.Getpid())
-		m.parentReport.Close()
-		m.parentReport = nil
-	}
-	if m.upg != nil {
-		if err := m.upg.Ready(); err != nil {
-			m.cfg.Logger.Error("tableflip ready", "err", err)
-		}
-	}
-	if m.cfg.PIDFile != "" {
-		if err := writePIDFile(m.cfg.PIDFile); err != nil {
-			m.cfg.Logger.Error("cannot write the PID file", "file", m.cfg.PIDFile, "err", err)
-		}
-	}
-	msg := sdnotify.Ready()
-	if m.hasParent() {
-		msg = sdnotify.ReadyAs(os.Getpid())
-	}
-	m.sdNotify(msg)
-	if m.watchdog > 0 {
-		m.pingWatchdog()
-	}
-	m.emit(Event{Kind: EventServing, Workers: len(m.slots)})
-}
-
-func (m *Master) allReady() bool {
-	for _, s := range m.slots {
-		if s.w == nil || !s.w.ready {
-			return false
-		}
-	}
-	return len(m.slots) > 0
-}
-
-// setupWatchdog turns systemd's watchdog on when it is meant for this
-// master: WATCHDOG_PID is its own pid, or, in a master started by an
-// upgrade, the old master's, whose environment it inherited and whose
-// place it takes. It then names itself in WATCHDOG_PID, so that the master
-// it starts at the next upgrade sees "my parent" in turn.
-func (m *Master) setupWatchdog() error {
-	pids := []int{os.Getpid()}
-	if m.hasParent() {
-		pids = append(pids, os.Getppid())
-	}
-	var err error
-	if m.watchdog, err = sdnotify.WatchdogInterval(os.Getenv, pids...); err != nil || m.watchdog == 0 {
-		return err
-	}
-	return os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-}
-
-// pingWatchdog pings now and every m.watchdog, until this master has
-// handed over to a new one, which pings from then on.
-func (m *Master) pingWatchdog() {
-	if m.handedOver {
-		return
-	}
-	m.sdNotify(sdnotify.Watchdog())
-	m.watchdogTimer = m.after(m.watchdog, m.pingWatchdog)
-}
-
-func (m *Master) sdNotify(msg string) {
-	if err := m.notify.Send(msg); err != nil {
-		m.cfg.Logger.Warn("sd_notify failed", "msg", msg, "err", err)
-	}
 }
 
 // tableflip allows one Upgrader per process: flip records that this

@@ -30,7 +30,7 @@ func TestUpgradeHandsOver(t *testing.T) {
 	up := newFakeUpgrade(r)
 	a, b := r.boot(), r.boot()
 	r.ev.Wait(t, prefork.EventServing, nil)
-	r.m.Do(signals.Upgrade)
+	prefork.Do(r.m, signals.Upgrade)
 	<-up.calls
 	if a.Exited() || b.Exited() {
 		t.Fatal("workers stopped before the new master was ready")
@@ -62,7 +62,7 @@ func TestFailedUpgradesChangeNothing(t *testing.T) {
 	w := r.boot()
 	r.ev.Wait(t, prefork.EventServing, nil)
 	for _, why := range []string{"child pid=7 exited: exit status 1", "new child pid=8 timed out"} {
-		r.m.Do(signals.Upgrade)
+		prefork.Do(r.m, signals.Upgrade)
 		<-up.calls
 		up.verdict <- errors.New(why)
 		e := r.ev.Wait(t, prefork.EventUpgradeFailed, nil)
@@ -74,7 +74,7 @@ func TestFailedUpgradesChangeNothing(t *testing.T) {
 			t.Fatal("a failed upgrade touched the serving worker")
 		}
 	}
-	r.m.Do(signals.Upgrade)
+	prefork.Do(r.m, signals.Upgrade)
 	<-up.calls
 	up.verdict <- nil
 	r.ev.Wait(t, prefork.EventUpgraded, nil)
@@ -86,15 +86,15 @@ func TestUpgradeRefusals(t *testing.T) {
 	r := newRig(t, prefork.Options{Workers: 1})
 	up := newFakeUpgrade(r)
 	w := r.next()
-	r.m.Do(signals.Upgrade) // not ready yet
+	prefork.Do(r.m, signals.Upgrade) // not ready yet
 	if e := r.ev.Wait(t, prefork.EventUpgradeRefused, nil); !strings.Contains(e.Err.Error(), "not all ready") {
 		t.Fatalf("refusal %v", e.Err)
 	}
 	w.Ready()
 	r.ev.Wait(t, prefork.EventServing, nil)
-	r.m.Do(signals.Upgrade)
+	prefork.Do(r.m, signals.Upgrade)
 	<-up.calls
-	r.m.Do(signals.Upgrade)
+	prefork.Do(r.m, signals.Upgrade)
 	if e := r.ev.Wait(t, prefork.EventUpgradeRefused, nil); !strings.Contains(e.Err.Error(), "in progress") {
 		t.Fatalf("refusal %v", e.Err)
 	}

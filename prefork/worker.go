@@ -22,11 +22,11 @@ import (
 	core "github.com/gracefork/gracefork/internal/worker"
 )
 
-// MarkerEnv is the environment variable that makes a process a worker. The
+// markerEnv is the environment variable that makes a process a worker. The
 // master sets it for the workers it starts; a worker removes it from its own
 // environment when Serve takes the hand-off, so processes that a handler
 // starts never inherit it. Its value is private to gracefork.
-const MarkerEnv = handoff.Env
+const markerEnv = handoff.Env
 
 // handoffState is the worker marker as this process found it.
 type handoffState struct {
@@ -54,7 +54,7 @@ func takeHandoff() (handoff.Spec, error) {
 	hs := theHandoff()
 	os.Unsetenv(handoff.Env)
 	if !hs.set {
-		return handoff.Spec{}, fmt.Errorf("prefork: %s is not set: this process is no worker", MarkerEnv)
+		return handoff.Spec{}, fmt.Errorf("prefork: %s is not set: this process is no worker", markerEnv)
 	}
 	return hs.spec, hs.err
 }
@@ -66,7 +66,7 @@ var ErrNotWorker = errors.New("not started by a gracefork master")
 func leakedMarker(what string) error {
 	return fmt.Errorf("prefork: %s; this process is %w. The variable marks worker processes "+
 		"and has probably leaked into this environment (a shell, a container spec, a child of a "+
-		"worker): unset %s and start the program again", what, ErrNotWorker, MarkerEnv)
+		"worker): unset %s and start the program again", what, ErrNotWorker, markerEnv)
 }
 
 // IsWorker reports whether this process is a gracefork worker, that is,
@@ -135,22 +135,6 @@ type stopReq struct {
 	why      string
 }
 
-// serveWorker is what Serve runs in a worker.
-func serveWorker(h http.Handler, opts Options) error {
-	if _, err := takeHandoff(); err != nil {
-		return err // a leaked marker, explained before any option error
-	}
-	cfg, err := opts.validate()
-	if err != nil {
-		return err
-	}
-	w, err := newWorkerRole(h, cfg)
-	if err != nil {
-		return err
-	}
-	return w.run(context.Background())
-}
-
 // newWorkerRole reads the hand-off, takes the inherited control channel and
 // listeners, and builds the serving core. cfg comes from Options.validate().
 func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
@@ -180,11 +164,11 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 // into a process nobody started as a worker must fail here, not hang.
 func (w *workerRole) inherit(s handoff.Spec) ([]net.Listener, error) {
 	if err := sockets.CheckControl(s.Ctl); err != nil {
-		return nil, leakedMarker(fmt.Sprintf("%s names control %v", MarkerEnv, err))
+		return nil, leakedMarker(fmt.Sprintf("%s names control %v", markerEnv, err))
 	}
 	for _, fd := range s.Fds {
 		if err := sockets.CheckListener(fd); err != nil {
-			return nil, leakedMarker(fmt.Sprintf("%s names listener %v", MarkerEnv, err))
+			return nil, leakedMarker(fmt.Sprintf("%s names listener %v", markerEnv, err))
 		}
 	}
 	// The control channel and the listeners are real: a master started us,

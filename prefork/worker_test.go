@@ -17,7 +17,7 @@ func TestLeakedMarkerIsExplained(t *testing.T) {
 	}
 	hs := theHandoff()
 	theHandoff = func() handoffState { return hs } // read once, as in a program
-	err := serveWorker(nil, Options{Addr: ":0", Workers: -1})
+	_, err := New(nil, Options{Addr: ":0", Workers: -1})
 	for _, want := range []string{MarkerEnv + `="1" is malformed`, "leaked", "unset " + MarkerEnv} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not say %q", err, want)

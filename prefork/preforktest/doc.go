@@ -8,9 +8,9 @@
 // master did, so a test waits for a state instead of sleeping:
 //
 //	sp, clk, ev := preforktest.NewSpawner(), preforktest.NewClock(), &preforktest.Events{}
-//	m, _ := prefork.NewMaster(prefork.Options{Addr: "127.0.0.1:0", Workers: 1,
+//	srv, _ := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0", Workers: 1,
 //		Spawner: sp, Clock: clk, OnEvent: ev.Record})
-//	go m.Run()
+//	go srv.Run(ctx)
 //	w := sp.Next(t)
 //	w.Ready()
 //	w.Exit(1, "panic: boom")   // a crash: the master restarts the slot at once

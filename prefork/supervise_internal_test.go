@@ -1,6 +1,8 @@
 package prefork
 
-import "testing"
+import (
+	"testing"
+)
 
 func TestBackoff(t *testing.T) {
 	want := map[int]string{0: "0s", 1: "0s", 2: "100ms", 3: "200ms", 6: "1.6s", 9: "10s", 100: "10s"}

@@ -1,0 +1,65 @@
+package prefork
+
+import "github.com/gracefork/gracefork/internal/sdnotify"
+
+func (m *master) addWorker() {
+	m.scaleTo(len(m.slots) + 1)
+}
+
+// removeWorker drains the highest slot's worker, never the last one.
+func (m *master) removeWorker() {
+	if len(m.slots) <= 1 {
+		m.emit(Event{Kind: EventRemoveRefused})
+		return
+	}
+	m.scaleTo(len(m.slots) - 1)
+}
+
+// stopWorkers drains every worker and keeps the master and its sockets, so
+// new connections wait in the kernel's queue until workers come back
+// (Reload or AddWorker).
+func (m *master) stopWorkers() {
+	if m.reload.on {
+		m.sdNotify(sdnotify.Ready()) // the reload systemd saw start ends here
+	}
+	m.endReload(errReloadStopWorkers) // a queued reload must not bring them back
+	m.scaleTo(0)
+}
+
+func (m *master) scaleTo(n int) {
+	for len(m.slots) > n {
+		s := m.slots[len(m.slots)-1]
+		m.slots = m.slots[:len(m.slots)-1]
+		m.retire(s)
+	}
+	for len(m.slots) < n && !m.stopping {
+		s := &slot{id: len(m.slots)}
+		m.slots = append(m.slots, s)
+		m.spawn(s, false)
+	}
+	m.emit(Event{Kind: EventScaled, Workers: n})
+	m.advanceReload()
+}
+
+// retire drains the workers of a slot that is no longer active.
+func (m *master) retire(s *slot) {
+	cancelRestart(s)
+	if s.degraded {
+		s.degraded = false
+		m.sendStatus() // no longer missing: it is gone
+	}
+	for _, w := range []*worker{s.next, s.w} {
+		if w != nil && !w.stopping {
+			m.stopWorker(w, true)
+		}
+	}
+}
+
+// scale sets the worker count, for Server.Scale: 0 is stop-workers.
+func (m *master) scale(n int) {
+	if n == 0 {
+		m.stopWorkers()
+		return
+	}
+	m.scaleTo(n)
+}
