@@ -91,6 +91,7 @@ func serveAdmin(srv *prefork.Server, addr string) {
 		log.Printf("admin: %v; retrying", err)
 		time.Sleep(time.Second)
 	}
+	log.Printf("admin: serving on %s", ln.Addr())
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, err error) {
 		if err != nil {
