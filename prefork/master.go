@@ -105,8 +105,6 @@ type worker struct {
 	bootTimer    Timer
 	killTimer    Timer
 	beatTimer    Timer // fires when a serving worker has been silent for HeartbeatTimeout
-	requests     uint64
-	active       uint32
 }
 
 // Loop events.

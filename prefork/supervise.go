@@ -128,7 +128,8 @@ func (m *master) onMessage(w *worker, msg control.Message) {
 	case control.TypeReady:
 		m.onReady(w)
 	case control.TypeHeartbeat:
-		w.requests, w.active = msg.Requests, msg.Active
+		// The counts it carries are for recycling and metrics, which do
+		// not exist yet: the master keeps none it would never read.
 		if w.ready && !w.stopping {
 			m.watchHeartbeat(w)
 		}
