@@ -24,8 +24,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gracefork/gracefork/prefork/preforktest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and returns its files and
@@ -140,10 +138,9 @@ type clientLoad struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu      sync.Mutex
-	ok      int
-	failed  []string
-	changed chan struct{}
+	tally
+	mu     sync.Mutex
+	failed []string
 }
 
 func startClientLoad(c *http.Client, conns int, newReq func() *http.Request) *clientLoad {
@@ -164,48 +161,17 @@ func startClientLoad(c *http.Client, conns int, newReq func() *http.Request) *cl
 						err = fmt.Errorf("status %d", resp.StatusCode)
 					}
 				}
-				l.mu.Lock()
 				if err != nil {
+					l.mu.Lock()
 					l.failed = append(l.failed, err.Error())
+					l.mu.Unlock()
 				} else {
-					l.ok++
-					if l.changed != nil {
-						close(l.changed)
-						l.changed = nil
-					}
+					l.answered()
 				}
-				l.mu.Unlock()
 			}
 		})
 	}
 	return l
-}
-
-// waitMore waits until n more requests have been answered.
-func (l *clientLoad) waitMore(t *testing.T, n int) {
-	t.Helper()
-	l.mu.Lock()
-	want := l.ok + n
-	l.mu.Unlock()
-	deadline := time.After(preforktest.Patience)
-	for {
-		l.mu.Lock()
-		got := l.ok
-		if got >= want {
-			l.mu.Unlock()
-			return
-		}
-		if l.changed == nil {
-			l.changed = make(chan struct{})
-		}
-		changed := l.changed
-		l.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("load stalled: %d answered, waiting for %d", got, want)
-		}
-	}
 }
 
 func (l *clientLoad) finish(t *testing.T) {
@@ -214,10 +180,10 @@ func (l *clientLoad) finish(t *testing.T) {
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.failed) > 0 || l.ok == 0 {
-		t.Errorf("%d answered, %d failed; first: %v", l.ok, len(l.failed), l.failed[:min(5, len(l.failed))])
+	if len(l.failed) > 0 || l.count() == 0 {
+		t.Errorf("%d answered, %d failed; first: %v", l.count(), len(l.failed), l.failed[:min(5, len(l.failed))])
 	}
-	t.Logf("%d requests answered, %d failed", l.ok, len(l.failed))
+	t.Logf("%d requests answered, %d failed", l.count(), len(l.failed))
 }
 
 // h2c: HTTP/2 without TLS (Server.Protocols with unencrypted HTTP/2), from
@@ -252,8 +218,8 @@ func TestE2EH2CReloadLosesNothing(t *testing.T) {
 	p.waitLog(&at, "exited", map[string]any{"expected": true, "status": "exit status 0"})
 	load.waitMore(t, 100)
 	load.finish(t)
-	if int(h2.Load()) != load.ok {
-		t.Fatalf("%d of %d answers over HTTP/2", h2.Load(), load.ok)
+	if int(h2.Load()) != load.count() {
+		t.Fatalf("%d of %d answers over HTTP/2", h2.Load(), load.count())
 	}
 	if out := p.output(); strings.Contains(out, "drain cut short") {
 		t.Fatalf("a drain ran into its deadline:\n%s", out)

@@ -22,11 +22,10 @@ type strictLoad struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu      sync.Mutex
-	ok      int
-	failed  []string
-	pids    map[string]int
-	changed chan struct{} // closed at the next answer, when someone waits
+	tally
+	mu     sync.Mutex
+	failed []string
+	pids   map[string]int
 }
 
 func startLoad(addr string, conns int) *strictLoad {
@@ -67,13 +66,9 @@ func (l *strictLoad) conn() {
 			continue
 		}
 		l.mu.Lock()
-		l.ok++
 		l.pids[pid]++
-		if l.changed != nil {
-			close(l.changed)
-			l.changed = nil
-		}
 		l.mu.Unlock()
+		l.answered()
 		if closeAfter {
 			c.Close()
 			c = nil
@@ -108,34 +103,6 @@ func (l *strictLoad) fail(why string) {
 	l.failed = append(l.failed, why)
 }
 
-// waitMore waits until n more requests have been answered: proof that the
-// load flows, taken between faults.
-func (l *strictLoad) waitMore(t *testing.T, n int) {
-	t.Helper()
-	l.mu.Lock()
-	want := l.ok + n
-	l.mu.Unlock()
-	deadline := time.After(preforktest.Patience)
-	for {
-		l.mu.Lock()
-		got := l.ok
-		if got >= want {
-			l.mu.Unlock()
-			return
-		}
-		if l.changed == nil {
-			l.changed = make(chan struct{})
-		}
-		changed := l.changed
-		l.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("load stalled: %d answered, waiting for %d", got, want)
-		}
-	}
-}
-
 func (l *strictLoad) finish(t *testing.T) {
 	t.Helper()
 	close(l.stop)
@@ -143,10 +110,61 @@ func (l *strictLoad) finish(t *testing.T) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.failed) > 0 {
-		t.Errorf("%d of %d requests failed; first: %v", len(l.failed), l.ok+len(l.failed), l.failed[:min(5, len(l.failed))])
+		t.Errorf("%d of %d requests failed; first: %v", len(l.failed), l.count()+len(l.failed), l.failed[:min(5, len(l.failed))])
 	}
-	if l.ok == 0 {
+	if l.count() == 0 {
 		t.Error("no request answered")
 	}
-	t.Logf("%d requests answered, %d failed, by pid: %v", l.ok, len(l.failed), l.pids)
+	t.Logf("%d requests answered, %d failed, by pid: %v", l.count(), len(l.failed), l.pids)
+}
+
+// tally counts a load's answers and lets a test wait until more have come:
+// proof that the load flows, taken between faults.
+type tally struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{} // closed at the next answer, when someone waits
+}
+
+func (c *tally) answered() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+}
+
+func (c *tally) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// waitMore waits until n more requests have been answered.
+func (c *tally) waitMore(t *testing.T, n int) {
+	t.Helper()
+	c.mu.Lock()
+	want := c.n + n
+	c.mu.Unlock()
+	deadline := time.After(preforktest.Patience)
+	for {
+		c.mu.Lock()
+		got := c.n
+		if got >= want {
+			c.mu.Unlock()
+			return
+		}
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("load stalled: %d answered, waiting for %d", got, want)
+		}
+	}
 }

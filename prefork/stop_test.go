@@ -15,7 +15,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gracefork/gracefork/prefork/preforktest"
 )
@@ -29,11 +28,10 @@ type stopLoad struct {
 	addr string
 	wg   sync.WaitGroup
 
+	tally
 	mu      sync.Mutex
-	ok      int
 	refused int
 	lost    []string
-	changed chan struct{}
 }
 
 func startStopLoad(addr string, conns int) *stopLoad {
@@ -72,13 +70,7 @@ func (l *stopLoad) serve(c net.Conn) {
 			l.lose(err.Error())
 			return
 		}
-		l.mu.Lock()
-		l.ok++
-		if l.changed != nil {
-			close(l.changed)
-			l.changed = nil
-		}
-		l.mu.Unlock()
+		l.answered()
 		if closeAfter {
 			return
 		}
@@ -89,31 +81,6 @@ func (l *stopLoad) lose(why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lost = append(l.lost, why)
-}
-
-func (l *stopLoad) waitMore(t *testing.T, n int) {
-	t.Helper()
-	l.mu.Lock()
-	want := l.ok + n
-	l.mu.Unlock()
-	deadline := time.After(preforktest.Patience)
-	for {
-		l.mu.Lock()
-		if l.ok >= want {
-			l.mu.Unlock()
-			return
-		}
-		if l.changed == nil {
-			l.changed = make(chan struct{})
-		}
-		changed := l.changed
-		l.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("load stalled waiting for %d answers", want)
-		}
-	}
 }
 
 // SIGTERM under strict keep-alive load: the clients that reconnect during
@@ -137,7 +104,7 @@ func TestE2EStopUnderLoadResetsNothing(t *testing.T) {
 	if len(load.lost) > 0 {
 		t.Errorf("%d requests lost on accepted connections; first: %v", len(load.lost), load.lost[:min(5, len(load.lost))])
 	}
-	t.Logf("%d answered, %d clients refused, %d lost", load.ok, load.refused, len(load.lost))
+	t.Logf("%d answered, %d clients refused, %d lost", load.count(), load.refused, len(load.lost))
 }
 
 // While the last worker drains a long request, a new client is refused at
