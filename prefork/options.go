@@ -300,8 +300,8 @@ func (c *config) parseAddrs() error {
 	return nil
 }
 
-// workerProcs splits the master's CPUs between the workers (DESIGN decision
-// 10), unless the user set GOMAXPROCS, which the workers then inherit.
+// workerProcs splits the master's CPUs between the workers (ARCHITECTURE.md
+// decision 10), unless the user set GOMAXPROCS, which the workers then inherit.
 func workerProcs(workers int) int {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return 0

@@ -9,7 +9,7 @@
 //   - steady wrk throughput of gracefork, fasthttp prefork and
 //     gunicorn+uvicorn (2 workers each) as ratios to plain net/http,
 //     interleaved rounds;
-//   - GOMAXPROCS split (DESIGN decision 10): examples/hello with the
+//   - GOMAXPROCS split (ARCHITECTURE.md decision 10): examples/hello with the
 //     default per-worker split vs GOMAXPROCS=2 in the environment.
 //
 // Run it from bench/ (wrk must be installed; gunicorn is optional):
