@@ -1,8 +1,11 @@
 // Package gracefork gives a net/http program what Gunicorn gives a Python
 // application, and what nginx's master and workers give a web server: one
 // binary becomes a master process and N worker processes that serve the same
-// listening sockets, and nothing that was accepted or queued is lost when
-// workers crash, are reloaded, scaled down or stopped.
+// listening sockets. Through a rolling reload, a scale-down, a binary
+// upgrade and a graceful stop, every request sent on a connection the server
+// accepted is answered; a worker that crashes loses only the requests it was
+// serving at that moment, and the connections still queued go to the other
+// workers.
 //
 // The API is in package [github.com/gracefork/gracefork/prefork]:
 //
@@ -34,13 +37,16 @@
 // inherit them. All workers accept from one kernel queue, so a worker that
 // exits, crashes or drains never takes a queued connection with it.
 //
-// A worker that exits unasked is restarted in the same slot, at once the
-// first time and with a doubling backoff (100ms up to 10s) when it keeps
-// crashing; a worker that stays up 10 seconds clears the count. Workers
-// that fail to boot (exit before they report ready, or are not ready within
+// A worker that exits unasked is restarted in the same slot: at once if it
+// had served for a second, however often that happens, and with a doubling
+// backoff (100ms up to 10s) when workers keep dying young. Workers that fail
+// to boot (exit before they report ready, or are not ready within
 // BootTimeout) MaxBootFailures times in a row make Serve drain the rest and
 // return a *prefork.BootError that quotes the exit status and the worker's
-// last stderr lines.
+// last stderr lines — at start, or when no other worker serves. Once the
+// service serves, a slot that cannot be refilled does not stop it: the
+// other workers serve on, the slot retries every 10s, and the master says
+// so (EventDegraded, systemd's STATUS=).
 //
 // A serving worker reports to the master every second. One that stays
 // silent for HeartbeatTimeout (30s by default) — stopped, or wedged — is
@@ -60,19 +66,27 @@
 // DrainIdle, lets requests in flight finish within GracefulTimeout, and
 // exits. The master kills what is left shortly after that deadline.
 //
+// A final stop (SIGTERM) has two phases: the master closes its copies of
+// the sockets and every worker stops accepting, keeping its connections;
+// only then are the workers told to drain. Clients told to reconnect are
+// refused at once — safe to retry elsewhere — instead of queuing in a
+// backlog that nobody serves.
+//
 // A worker whose master dies (even by SIGKILL) sees its control channel
 // close, drains, and exits: no orphans.
 //
 // Handlers that hold a connection for long — WebSockets, streams, hijacked
 // connections — select on [prefork.Draining] to finish and let the client
 // reconnect elsewhere; the drain waits for them until GracefulTimeout.
-// HTTP/2 connections (TLS in the worker) get a GOAWAY the moment the drain
-// starts, so their clients open new streams elsewhere at once.
+// HTTP/2 connections (over TLS, and h2c through http.Server.Protocols) get
+// a GOAWAY the moment the drain starts, so their clients open new streams
+// elsewhere at once.
 //
 // # Upgrade
 //
-// An upgrade (USR2, or [prefork.Server.Upgrade], which returns once the new master took over or why it did not) starts the
-// binary on disk as a new master through github.com/cloudflare/tableflip.
+// An upgrade (USR2, or [prefork.Server.Upgrade], which returns once the new
+// master took over, or why it did not) starts the binary on disk as a new
+// master through github.com/cloudflare/tableflip.
 // The new master inherits every socket — no bind, no refused connection —
 // starts its own workers, and reports ready only when all of them are; the
 // old master then drains its workers and exits. Both generations serve
@@ -92,8 +106,9 @@
 // The master speaks sd_notify without cgo: READY=1 once every worker
 // serves; RELOADING=1 with MONOTONIC_USEC and READY=1 around a reload, so
 // Type=notify-reload works with HUP; MAINPID=<pid> with READY=1 from the
-// new master after an upgrade; STOPPING=1 on shutdown; WATCHDOG=1 when
-// WatchdogSec is set. Sockets passed by socket activation (LISTEN_FDS,
+// new master after an upgrade; STOPPING=1 on shutdown; STATUS= when a slot
+// is degraded; WATCHDOG=1 when WatchdogSec is set, from whichever master is
+// the main process, across upgrades. Sockets passed by socket activation (LISTEN_FDS,
 // LISTEN_PID, LISTEN_FDNAMES) are used instead of binding, matched to the
 // addresses by name (FileDescriptorName= set to the address) or by their
 // bound address. Options.PIDFile names the current master across upgrades.
