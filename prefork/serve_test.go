@@ -175,13 +175,15 @@ func TestShutdownReturnsWhenTheWorkersAreGone(t *testing.T) {
 	if err := awaitOutcome(t, res); err != nil {
 		t.Fatalf("Shutdown = %v", err)
 	}
+	// Run's body has returned (Shutdown waits for that); its result is on
+	// its way to the rig's goroutine.
 	select {
 	case err := <-r.done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	default:
-		t.Fatal("Shutdown returned before Run")
+	case <-time.After(preforktest.Patience):
+		t.Fatal("Run did not return after Shutdown did")
 	}
 }
 
