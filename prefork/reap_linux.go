@@ -77,15 +77,17 @@ func (m *master) startReaper() (stop func()) {
 func (m *master) reapOrphans() {
 	// Posted once the registry is unlocked: the loop may wait for it to
 	// start a worker.
-	for _, ev := range reap() {
+	for _, ev := range reap(func() []int { return children(os.Getpid()) }) {
 		m.post(ev)
 	}
 }
 
-func reap() (reaped []orphanEvent) {
+// reap waits, without blocking, for each child kids lists that is not a
+// registered worker. kids is called with the registry locked.
+func reap(kids func() []int) (reaped []orphanEvent) {
 	workerPids.Lock()
 	defer workerPids.Unlock()
-	for _, pid := range children(os.Getpid()) {
+	for _, pid := range kids() {
 		if workerPids.pids[pid] {
 			continue
 		}
