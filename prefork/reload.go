@@ -109,9 +109,11 @@ func (m *master) advanceReload() {
 	} else if len(m.reload.queue) > 0 || m.surge() > 0 {
 		return
 	}
-	again, next := m.finishPass(nil)
+	// The pass is told and logged before its waiters are answered: a
+	// Reload that has returned finds READY=1 sent and "reload done" seen.
 	m.sdNotify(sdnotify.Ready())
 	m.emit(Event{Kind: EventReloadDone, Workers: len(m.slots)})
+	again, next := m.finishPass(nil)
 	if again {
 		m.startPass(next)
 	}
@@ -144,9 +146,9 @@ func (m *master) surge() int {
 // the failure towards giving up.
 func (m *master) reloadFailed(s *slot, exit Exit, spawnErr error) {
 	err := &BootError{Slot: s.id, Attempts: 1, Exit: exit, Spawn: spawnErr}
-	again, next := m.finishPass(err)
 	m.sdNotify(sdnotify.Ready()) // still serving, with the old workers
 	m.emit(Event{Kind: EventReloadFailed, Slot: s.id, Exit: exit, Err: err})
+	again, next := m.finishPass(err)
 	if m.active(s) && s.w == nil && s.next == nil {
 		m.bootFailed(s, err)
 	}

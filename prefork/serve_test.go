@@ -284,3 +284,34 @@ func TestScale(t *testing.T) {
 		t.Fatalf("Scale after the stop = %v, want ErrServerClosed", err)
 	}
 }
+
+// Reload returns only once the pass is logged and READY=1 sent. OnEvent,
+// at "reload done", gives Reload a moment to return: it must not. (Its
+// waiter used to be answered first, and a caller could miss the event.)
+func TestReloadReturnsAfterReloadDoneIsLogged(t *testing.T) {
+	var res <-chan error
+	early := make(chan error, 1)
+	r := newRigWith(t, prefork.Options{Workers: 1}, func(e prefork.Event) {
+		if e.Kind == prefork.EventReloadDone {
+			select {
+			case err := <-res:
+				early <- err
+			case <-time.After(200 * time.Millisecond): // a bound: with the fix nothing comes
+			}
+		}
+	})
+	r.boot()
+	r.ev.Wait(t, prefork.EventServing, nil)
+	res = outcome(func() error { return r.m.Reload(t.Context()) })
+	r.next().Ready()
+	r.ev.Wait(t, prefork.EventReloadDone, nil)
+	select {
+	case err := <-early:
+		t.Fatalf("Reload returned %v before \"reload done\" was logged", err)
+	default:
+	}
+	if err := awaitOutcome(t, res); err != nil {
+		t.Fatal(err)
+	}
+	r.finish(true)
+}

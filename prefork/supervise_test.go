@@ -28,9 +28,18 @@ type rig struct {
 
 func newRig(t *testing.T, opts prefork.Options) *rig {
 	t.Helper()
+	return newRigWith(t, opts, nil)
+}
+
+// newRigWith is newRig with a hook that sees each event after the recorder.
+func newRigWith(t *testing.T, opts prefork.Options, hook func(prefork.Event)) *rig {
+	t.Helper()
 	r := &rig{t: t, sp: preforktest.NewSpawner(), clk: preforktest.NewClock(), ev: &preforktest.Events{}, done: make(chan error, 1)}
 	opts.Addr = "127.0.0.1:0"
 	opts.Spawner, opts.Clock, opts.OnEvent = r.sp, r.clk, r.ev.Record
+	if hook != nil {
+		opts.OnEvent = func(e prefork.Event) { r.ev.Record(e); hook(e) }
+	}
 	if opts.LogFile == "" {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}

@@ -214,11 +214,11 @@ func (m *master) onUpgrade(ev upgradeEvent) {
 	wait := m.upgradeWait
 	m.upgradeWait = nil
 	err := m.upgradeOutcome(ev)
+	if err == nil {
+		m.handOver(ev.successor) // logged before Upgrade returns
+	}
 	for _, c := range wait {
 		c <- err
-	}
-	if err == nil {
-		m.handOver(ev.successor)
 	}
 }
 
