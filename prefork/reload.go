@@ -149,6 +149,7 @@ func (m *master) reloadFailed(s *slot, exit Exit, spawnErr error) {
 	m.sdNotify(sdnotify.Ready()) // still serving, with the old workers
 	m.emit(Event{Kind: EventReloadFailed, Slot: s.id, Exit: exit, Err: err})
 	again, next := m.finishPass(err)
+	m.abandonReplacements()
 	if m.active(s) && s.w == nil && s.next == nil {
 		m.bootFailed(s, err)
 	}
@@ -160,5 +161,25 @@ func (m *master) reloadFailed(s *slot, exit Exit, spawnErr error) {
 		for _, c := range next {
 			c <- ErrServerClosed
 		}
+	}
+}
+
+// abandonReplacements ends the failed pass's other replacements (with
+// MaxSurge above 1 they boot the same broken binary): left booting, a
+// later pass would take the old pass's worker for its own, its failure or
+// its old code for the new pass's outcome. A replacement whose slot lost
+// its worker meanwhile stays, as the slot's refill.
+func (m *master) abandonReplacements() {
+	for _, o := range m.slots {
+		w := o.next
+		if w == nil {
+			continue
+		}
+		o.next = nil
+		if o.w == nil {
+			o.w = w
+			continue
+		}
+		m.stopWorker(w, false)
 	}
 }

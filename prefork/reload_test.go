@@ -283,3 +283,44 @@ func TestSpawnFailureEndsReloadOnce(t *testing.T) {
 	}
 	r.finish(true)
 }
+
+// With MaxSurge 2, a failed pass ends its other replacement, which boots
+// the same broken code: the next pass replaces that slot itself, and its
+// outcome is its own — not the leftover's failure, nor the leftover's old
+// code counted as new (found in review).
+func TestFailedPassAbandonsItsOtherReplacements(t *testing.T) {
+	for _, leftoverFails := range []bool{true, false} {
+		r := newRig(t, prefork.Options{Workers: 2, MaxSurge: 2})
+		r.boot()
+		r.boot()
+		r.ev.Wait(t, prefork.EventServing, nil)
+		first := outcome(func() error { return r.m.Reload(t.Context()) })
+		a1, b1 := r.next(), r.next() // the pass boots both replacements at once
+		a1.Exit(3, "panic: broken build")
+		var be *prefork.BootError
+		if err := awaitOutcome(t, first); !errors.As(err, &be) || be.Slot != 0 {
+			t.Fatalf("first Reload = %v, want slot 0's boot error", err)
+		}
+		if st := b1.WaitStop(t); st.Drain {
+			t.Fatalf("the leftover replacement was told %+v, want a quit", st)
+		}
+		second := outcome(func() error { return r.m.Reload(t.Context()) })
+		if leftoverFails {
+			b1.Exit(3, "panic: broken build")
+		} else {
+			b1.Ready()
+			b1.Exit(0)
+		}
+		a2, b2 := r.next(), r.next() // the second pass replaces both slots
+		if a2.Slot == b2.Slot {
+			t.Fatalf("second pass spawned slot %d twice", a2.Slot)
+		}
+		pending(t, second, "second Reload")
+		a2.Ready()
+		b2.Ready()
+		if err := awaitOutcome(t, second); err != nil {
+			t.Fatalf("second Reload = %v, want nil: its own workers are ready", err)
+		}
+		r.finish(true)
+	}
+}

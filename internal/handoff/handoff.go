@@ -112,6 +112,14 @@ func Parse(v string) (Spec, error) {
 	if s.Ctl < 3 {
 		return Spec{}, fmt.Errorf("ctl: fd %d is a standard stream", s.Ctl)
 	}
+	// Each descriptor once: the worker takes each over and closes it.
+	seen := map[int]bool{s.Ctl: true}
+	for _, fd := range s.Fds {
+		if seen[fd] {
+			return Spec{}, fmt.Errorf("fds: fd %d is named twice", fd)
+		}
+		seen[fd] = true
+	}
 	return s, nil
 }
 
@@ -132,7 +140,7 @@ func parseFds(v string) ([]int, error) {
 
 func parseNonNeg(v string) (int, error) {
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || len(v) > 9 {
+	if err != nil || n < 0 || len(v) > 9 || strconv.Itoa(n) != v {
 		return 0, fmt.Errorf("%q is not a small non-negative number", v)
 	}
 	return n, nil

@@ -96,3 +96,17 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+// Parse accepts exactly what Encode writes: no descriptor named twice (the
+// worker closes each it takes over) and no number in another spelling.
+func TestParseAcceptsOnlyCanonical(t *testing.T) {
+	for _, in := range []string{
+		"v1;slot=0;gen=1;ctl=3;fds=4,4;procs=0",
+		"v1;slot=0;gen=1;ctl=4;fds=4;procs=0",
+		"v1;slot=+0;gen=-0;ctl=03;fds=+4;procs=0",
+	} {
+		if s, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) accepted: %+v", in, s)
+		}
+	}
+}

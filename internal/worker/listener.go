@@ -13,6 +13,17 @@ type acceptSignal struct {
 	net.Listener
 	once    sync.Once
 	onFirst func() // called once, at the first Accept
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Close closes the listener once: CloseListeners closes it at drain
+// start, and http.Server.Shutdown, which closes it again, must not fail on
+// an idle worker whose Serve has not yet seen the first close.
+func (l *acceptSignal) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
+	return l.closeErr
 }
 
 // Accept returns the inner listener's connection unchanged.
