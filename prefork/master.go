@@ -87,7 +87,8 @@ type slot struct {
 	failures     int     // in a row, for the backoff
 	bootFailures int     // in a row, for giving up
 	restart      Timer
-	degraded     bool // could not be refilled while others serve; retrying at maxBackoff
+	degraded     bool       // could not be refilled while others serve; retrying at maxBackoff
+	lastErr      *BootError // why, while degraded
 }
 
 type worker struct {

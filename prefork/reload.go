@@ -102,10 +102,12 @@ func (m *master) advanceReload() {
 			}
 		}
 	}
+	var err error // a pass that brings workers back reports a slot it could not fill
 	if m.reload.restore {
 		if !m.restored() {
 			return
 		}
+		err = m.degradedErr()
 	} else if len(m.reload.queue) > 0 || m.surge() > 0 {
 		return
 	}
@@ -113,7 +115,7 @@ func (m *master) advanceReload() {
 	// Reload that has returned finds READY=1 sent and "reload done" seen.
 	m.sdNotify(sdnotify.Ready())
 	m.emit(Event{Kind: EventReloadDone, Workers: len(m.slots)})
-	again, next := m.finishPass(nil)
+	again, next := m.finishPass(err)
 	if again {
 		m.startPass(next)
 	}
@@ -182,4 +184,15 @@ func (m *master) abandonReplacements() {
 		}
 		m.stopWorker(w, false)
 	}
+}
+
+// degradedErr is the boot error of the first slot that could not be
+// filled, or nil.
+func (m *master) degradedErr() error {
+	for _, s := range m.slots {
+		if s.degraded && s.lastErr != nil {
+			return s.lastErr
+		}
+	}
+	return nil
 }

@@ -324,3 +324,29 @@ func TestFailedPassAbandonsItsOtherReplacements(t *testing.T) {
 		r.finish(true)
 	}
 }
+
+// After Scale(0), a Reload that brings the workers back reports a slot it
+// could not fill: that slot is degraded, and Reload returns its boot error
+// rather than nil (found in review).
+func TestRestoreReloadReportsADegradedSlot(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 2, MaxBootFailures: 1})
+	a, b := r.boot(), r.boot()
+	r.ev.Wait(t, prefork.EventServing, nil)
+	if err := r.m.Scale(0); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*preforktest.Worker{a, b} {
+		w.WaitStop(t)
+		w.Exit(0)
+	}
+	res := outcome(func() error { return r.m.Reload(t.Context()) })
+	c, d := r.next(), r.next()
+	d.Exit(1, "panic: cannot boot")
+	r.ev.Wait(t, prefork.EventDegraded, nil)
+	c.Ready()
+	var be *prefork.BootError
+	if err := awaitOutcome(t, res); !errors.As(err, &be) || be.Slot != d.Slot {
+		t.Fatalf("Reload = %v, want slot %d's boot error", err, d.Slot)
+	}
+	r.finish(true)
+}

@@ -169,7 +169,7 @@ func (m *master) onReady(w *worker) {
 	if s.w == w {
 		s.bootFailures = 0
 		if s.degraded {
-			s.degraded = false
+			s.degraded, s.lastErr = false, nil
 			m.emit(Event{Kind: EventRestored, Slot: s.id, Generation: w.gen, Pid: w.proc.Pid()})
 			m.sendStatus()
 		}
@@ -292,7 +292,7 @@ func (m *master) bootFailed(s *slot, e *BootError) {
 		m.stop(true, e)
 		return
 	}
-	s.degraded = true
+	s.degraded, s.lastErr = true, e
 	m.emit(Event{Kind: EventDegraded, Slot: s.id, Workers: m.serving(), Delay: maxBackoff, Err: e})
 	m.sendStatus()
 	m.restartIn(s, maxBackoff)
