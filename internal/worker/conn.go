@@ -169,20 +169,34 @@ func (t *connTracker) count() int {
 	return len(t.conns)
 }
 
-// closeIdle closes connections that wait for a request — new or idle —
-// and have received nothing and changed state for idle, and returns how
-// many connections remain open, hijacked ones included. now is the time of
-// this tick: a connection's quiet time counts from the first tick that
-// sees its activity counter unchanged.
-func (t *connTracker) closeIdle(now time.Time, idle time.Duration) int {
+// closeIdle closes connections that wait for a request and have received
+// nothing and changed state for a while — idle between requests for idle,
+// new (no request yet) for fresh — and returns how many connections
+// remain open, hijacked ones included. now is the time of this tick: a
+// connection's quiet time counts from the first tick that sees its
+// activity counter unchanged.
+//
+// A connection with bytes waiting in its socket is not quiet, whatever its
+// counter says: its request has arrived and the server's goroutine has not
+// read it yet (not scheduled, on a loaded machine). Closing it would lose
+// that request.
+func (t *connTracker) closeIdle(now time.Time, idle, fresh time.Duration) int {
 	var quiet []*trackedConn
 	t.mu.Lock()
 	for c := range t.conns {
 		if a := c.activity.Load(); a != c.seen || c.quiet.IsZero() {
 			c.seen, c.quiet = a, now
 		}
+		wait := idle
 		s := http.ConnState(c.state.Load())
-		if (s == http.StateIdle || s == http.StateNew) && now.Sub(c.quiet) >= idle {
+		if s == http.StateNew {
+			wait = max(idle, fresh)
+		}
+		if (s == http.StateIdle || s == http.StateNew) && now.Sub(c.quiet) >= wait {
+			if c.pending() {
+				c.quiet = now
+				continue
+			}
 			quiet = append(quiet, c)
 			delete(t.conns, c)
 		}

@@ -37,15 +37,15 @@ func TestDrainKeepsConnectionsThatReceive(t *testing.T) {
 		}
 		tr.track(seen, http.StateNew)
 		t0 := time.Now()
-		if n := tr.closeIdle(t0, testIdle); n != 1 {
+		if n := tr.closeIdle(t0, testIdle, testIdle); n != 1 {
 			t.Fatalf("tls=%v: %d open at drain start, want 1", viaTLS, n)
 		}
 		go cli.Write([]byte("GET / HT")) // the request comes in slowly
 		io.ReadFull(tc, make([]byte, 8))
-		if n := tr.closeIdle(t0.Add(testIdle), testIdle); n != 1 {
+		if n := tr.closeIdle(t0.Add(testIdle), testIdle, testIdle); n != 1 {
 			t.Fatalf("tls=%v: a connection receiving its request was closed", viaTLS)
 		}
-		if n := tr.closeIdle(t0.Add(2*testIdle), testIdle); n != 0 {
+		if n := tr.closeIdle(t0.Add(2*testIdle), testIdle, testIdle); n != 0 {
 			t.Fatalf("tls=%v: a connection silent for DrainIdle is still open", viaTLS)
 		}
 		if _, err := srv.Read(make([]byte, 1)); err == nil {
@@ -73,10 +73,10 @@ func TestCloseIdleDoesNotBlock(t *testing.T) {
 	wg.Wait()
 	tr.track(stls, http.StateIdle)
 	t0 := time.Now()
-	tr.closeIdle(t0, testIdle)
+	tr.closeIdle(t0, testIdle, testIdle)
 	rec.arm.Store(true)
 	done := make(chan int)
-	go func() { done <- tr.closeIdle(t0.Add(testIdle), testIdle) }()
+	go func() { done <- tr.closeIdle(t0.Add(testIdle), testIdle, testIdle) }()
 	select {
 	case <-rec.wrote:
 		t.Fatal("closeIdle writes to a client that does not read (close_notify)")
@@ -128,11 +128,11 @@ func TestDrainWaitsForHijackedConnections(t *testing.T) {
 	tr.track(tc, http.StateNew)
 	tr.track(tc, http.StateActive)
 	tr.track(tc, http.StateHijacked)
-	if n := tr.closeIdle(time.Now().Add(time.Hour), testIdle); n != 1 {
+	if n := tr.closeIdle(time.Now().Add(time.Hour), testIdle, testIdle); n != 1 {
 		t.Fatalf("%d open with a hijacked connection alive, want 1", n)
 	}
 	tc.Close()
-	if n := tr.closeIdle(time.Now().Add(time.Hour), testIdle); n != 0 {
+	if n := tr.closeIdle(time.Now().Add(time.Hour), testIdle, testIdle); n != 0 {
 		t.Fatalf("%d open after the hijacker closed, want 0", n)
 	}
 }
@@ -195,13 +195,13 @@ func TestTrackedServer(t *testing.T) {
 	defer hc.Close()
 	hc.Write([]byte("GET /hijack HTTP/1.1\r\nHost: x\r\n\r\n"))
 	// The hijacker holds the connection; the server forgets it.
-	for tr.closeIdle(time.Now(), testIdle) != 1 || !hijacked(&tr) {
+	for tr.closeIdle(time.Now(), testIdle, testIdle) != 1 || !hijacked(&tr) {
 		runtime.Gosched()
 	}
 	<-handled
 	close(release)
 	held.Wait()
-	if n := tr.closeIdle(time.Now(), testIdle); n != 0 {
+	if n := tr.closeIdle(time.Now(), testIdle, testIdle); n != 0 {
 		t.Fatalf("%d open after the hijacker closed", n)
 	}
 	if _, err := bufio.NewReader(hc).ReadByte(); err != io.EOF {
@@ -237,4 +237,34 @@ func serverTLS(t *testing.T) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// A new connection that has sent nothing is given DrainFresh, not
+// DrainIdle, for its first request: a client stalled between its connect
+// and its write would otherwise lose the request. A keep-alive connection
+// idle between requests still closes after DrainIdle.
+func TestDrainWaitsLongerForAFirstRequest(t *testing.T) {
+	var tr connTracker
+	fresh, idle := pipeConn(t, &tr), pipeConn(t, &tr)
+	tr.track(fresh, http.StateNew)
+	tr.track(idle, http.StateIdle)
+	t0 := time.Now()
+	if n := tr.closeIdle(t0, testIdle, 3*testIdle); n != 2 {
+		t.Fatalf("%d open at drain start, want 2", n)
+	}
+	if n := tr.closeIdle(t0.Add(testIdle), testIdle, 3*testIdle); n != 1 || fresh.closed.Load() || !idle.closed.Load() {
+		t.Fatalf("after DrainIdle: %d open, new closed %v, idle closed %v; want the idle one closed, the new one open",
+			n, fresh.closed.Load(), idle.closed.Load())
+	}
+	if n := tr.closeIdle(t0.Add(3*testIdle), testIdle, 3*testIdle); n != 0 || !fresh.closed.Load() {
+		t.Fatalf("after DrainFresh: %d open, want the new connection closed", n)
+	}
+}
+
+// pipeConn is a tracked connection over an in-memory pipe, closed at the
+// end of the test.
+func pipeConn(t *testing.T, tr *connTracker) *trackedConn {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return tr.add(b)
 }

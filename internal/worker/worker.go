@@ -26,6 +26,15 @@ import (
 // request on a silent connection before it closes it.
 const DefaultDrainIdle = time.Second
 
+// DefaultDrainFresh is how long a drain waits, by default, for the first
+// request of a connection that has sent nothing yet: net/http's own
+// Shutdown waits as long. A client sends its request right after it
+// connects, so a new connection is silent only while the client is stalled
+// (a loaded machine, a GC pause) or when it connected ahead of need (a
+// browser's preconnect); closing it in the first case loses the request,
+// and the client cannot know it is safe to retry.
+const DefaultDrainFresh = 5 * time.Second
+
 // Config is what a Worker serves.
 type Config struct {
 	// Listeners are the sockets to serve; at least one. The Worker owns
@@ -45,6 +54,10 @@ type Config struct {
 	// DrainIdle is how long a drain waits for the next request on a
 	// silent connection before closing it; 0 means DefaultDrainIdle.
 	DrainIdle time.Duration
+	// DrainFresh is how long a drain waits for the first request of a
+	// connection that has sent nothing; at least DrainIdle, and 0 means
+	// DefaultDrainFresh.
+	DrainFresh time.Duration
 	// Logger receives the Worker's log lines; nil discards them.
 	Logger *slog.Logger
 	// OnDrain, if set, is called once when a drain or a quit begins,
@@ -92,6 +105,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.DrainIdle <= 0 {
 		cfg.DrainIdle = DefaultDrainIdle
+	}
+	if cfg.DrainFresh <= 0 {
+		cfg.DrainFresh = DefaultDrainFresh
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger, drainc: make(chan struct{}),
 		ready: make(chan struct{}), failed: make(chan error, len(cfg.Listeners))}
@@ -232,7 +248,8 @@ func (w *Worker) CloseListeners() {
 // It stops accepting, sends GOAWAY to HTTP/2 connections, answers with
 // "Connection: close", and waits until every connection is gone —
 // answered, closed by its hijacker, or waiting for a request and silent
-// (nothing received) for DrainIdle — and every handler has returned. Then
+// (nothing received) for DrainIdle, or DrainFresh for a connection that
+// never sent a request — and every handler has returned. Then
 // the server's RegisterOnShutdown hooks run (http.Server.Shutdown).
 func (w *Worker) Drain(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -257,7 +274,7 @@ func (w *Worker) waitQuiet(ctx context.Context) {
 	idle := w.cfg.DrainIdle
 	tick := time.NewTicker(min(max(idle/10, 5*time.Millisecond), 50*time.Millisecond))
 	defer tick.Stop()
-	for w.conns.closeIdle(time.Now(), idle) > 0 || w.inflight.Load() > 0 {
+	for w.conns.closeIdle(time.Now(), idle, w.cfg.DrainFresh) > 0 || w.inflight.Load() > 0 {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():

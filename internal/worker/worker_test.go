@@ -145,9 +145,9 @@ func TestDrainWaitsForInFlightAndAnswersClose(t *testing.T) {
 }
 
 // Keep-alive connections waiting for their next request, and connections
-// that never sent one, are closed once silent for DrainIdle.
+// that never sent one, are closed once silent for DrainIdle (DrainFresh).
 func TestDrainClosesSilentConnections(t *testing.T) {
-	w := start(t, Config{Handler: newGated(), DrainIdle: 10 * time.Millisecond})
+	w := start(t, Config{Handler: newGated(), DrainIdle: 10 * time.Millisecond, DrainFresh: 10 * time.Millisecond})
 	idle, fresh := dial(t, w), dial(t, w)
 	idle.send(t, "/")
 	idle.answer(t)
