@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/signals"
 )
 
@@ -74,6 +75,10 @@ const (
 	EventSuccessorUnknown                          // after an upgrade in a terminal, the new master is not the only child (Detail): no waiter, exit [Detail]
 	EventWaitingForSuccessor                       // after an upgrade in a terminal, this process stays as a waiter for the new master (Pid) [Pid]
 	EventWaiterFailed                              // it could not become the waiter; it exits [Err]
+	EventRecycleDue                                // a worker reached a recycle limit (Reason; Detail: the value and the limit); it serves on until its replacement is ready [Slot, Generation, Pid, Reason, Detail]
+	EventRecycling                                 // a recycle began: a replacement (Generation, Pid) boots for Slot [Slot, Generation, Pid, Reason]
+	EventRecycled                                  // the replacement (Generation, Pid) is ready; the worker it replaces drains [Slot, Generation, Pid, Reason]
+	EventRecycleFailed                             // the replacement did not boot; the old worker serves on and the recycle is retried after Delay [Slot, Delay, Err]
 )
 
 // kindSpec describes a kind once: its log message (String), its level,
@@ -167,6 +172,10 @@ var kinds = [...]kindSpec{
 	EventSuccessorUnknown:     {name: "after the upgrade, cannot tell the new master among this process's children; exiting", level: warn, master: true, fields: []field{f("Detail", "children")}},
 	EventWaitingForSuccessor:  {name: "upgraded in a terminal: this process stays, so Ctrl-C still reaches the new master; it waits for it", master: true, fields: []field{f("Pid", "new_master")}},
 	EventWaiterFailed:         {name: "cannot wait for the new master; exiting", level: errL, master: true, fields: []field{errF}},
+	EventRecycleDue:           {name: "recycle due", fields: with(who, f("Reason", "reason"), f("Detail", "value"))},
+	EventRecycling:            {name: "recycling", fields: with(who, f("Reason", "reason"))},
+	EventRecycled:             {name: "recycled", fields: with(who, f("Reason", "reason"))},
+	EventRecycleFailed:        {name: "recycle failed", level: errL, fields: []field{slotF, f("Delay", "retry_in"), errF}},
 }
 
 func (k EventKind) spec() *kindSpec {
@@ -192,10 +201,11 @@ type Event struct {
 	Expected   bool // the master asked the worker to stop
 	Delay      time.Duration
 	Action     signals.Action
-	Workers    int    // the worker count, for reload and scale events
-	From       string // for EventListening: "bound", "inherited" (upgrade) or "activated" (systemd)
-	Path       string // a file: the log file, the PID file, a unix socket, the binary
-	Detail     string // what else the kind's comment says it carries
+	Workers    int            // the worker count, for reload and scale events
+	From       string         // for EventListening: "bound", "inherited" (upgrade) or "activated" (systemd)
+	Path       string         // a file: the log file, the PID file, a unix socket, the binary
+	Detail     string         // what else the kind's comment says it carries
+	Reason     recycle.Reason // why a worker is recycled
 	Err        error
 }
 
@@ -255,6 +265,8 @@ func (e Event) value(name string) (slog.Value, bool) {
 		return slog.StringValue(e.Action.String()), true
 	case "Err":
 		return slog.StringValue(fmt.Sprint(e.Err)), e.Err != nil
+	case "Reason":
+		return slog.StringValue(e.Reason.String()), e.Reason != 0
 	}
 	v := map[string]string{"Addr": e.Addr, "From": e.From, "Path": e.Path, "Detail": e.Detail}[name]
 	return slog.StringValue(v), v != ""

@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gracefork/gracefork/internal/sockets"
+	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/signals"
 )
 
@@ -116,6 +118,25 @@ type Options struct {
 	// that drain are not counted: they no longer accept connections.
 	MaxSurge int
 
+	// Recycle retires workers after a number of requests, an age or a
+	// memory size (see package recycle): the master boots a replacement,
+	// waits until it is ready, then drains the old worker, one recycle at
+	// a time, at least Recycle.MinInterval apart, never during a reload or
+	// an upgrade. A replacement that fails to boot leaves the old worker
+	// serving; the recycle is retried later, with backoff, and does not
+	// count towards MaxBootFailures. The zero Policy never recycles.
+	Recycle recycle.Policy
+	// RequestTimeout bounds a request, when set. A request still running
+	// after it has its context cancelled; its client gets 503 Service
+	// Unavailable unless the handler has begun its answer; one record is
+	// logged with the method, the path, the duration and the handler's
+	// stack. A handler that still runs a grace period later ignores its
+	// context and cannot be stopped in Go: its worker asks to be recycled
+	// and is replaced gracefully, the stuck goroutine with it. A handler
+	// can move its own deadline with ExtendDeadline. Default 0: no
+	// timeout.
+	RequestTimeout time.Duration
+
 	// PIDFile, if set, is written with the master's pid once every worker
 	// is ready (atomically), names the new master after an upgrade, and is
 	// removed at exit if it still names this one. A file that names a live
@@ -200,6 +221,7 @@ func (c *config) defaultDurations() error {
 		{"BootTimeout", &c.BootTimeout, DefaultBootTimeout},
 		{"UpgradeTimeout", &c.UpgradeTimeout, DefaultUpgradeTimeout},
 		{"HeartbeatTimeout", &c.HeartbeatTimeout, DefaultHeartbeatTimeout},
+		{"RequestTimeout", &c.RequestTimeout, 0},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -224,6 +246,9 @@ func (c *config) validateMaster() error {
 		if st, err := os.Stat(filepath.Dir(c.PIDFile)); err != nil || !st.IsDir() {
 			return &OptionError{Field: "PIDFile", Value: c.PIDFile, Reason: "its directory does not exist"}
 		}
+	}
+	if err := c.checkRecycle(); err != nil {
+		return err
 	}
 	if c.Signals == nil {
 		c.Signals = signals.Default()
@@ -307,4 +332,20 @@ func workerProcs(workers int) int {
 		return 0
 	}
 	return max(1, runtime.GOMAXPROCS(0)/workers)
+}
+
+// checkRecycle checks Options.Recycle, in the master, which applies it.
+func (c *config) checkRecycle() error {
+	p := c.Recycle
+	if err := p.Validate(); err != nil {
+		var fe *recycle.FieldError
+		if errors.As(err, &fe) {
+			return &OptionError{Field: "Recycle." + fe.Field, Value: phrase(fe.Value), Reason: fe.Reason}
+		}
+		return err
+	}
+	if p.MaxMemory > 0 && !rssSupported {
+		return &OptionError{Field: "Recycle.MaxMemory", Value: p.MaxMemory, Reason: "unsupported on " + runtime.GOOS + ": workers read their resident set size on Linux only", Err: errors.ErrUnsupported}
+	}
+	return nil
 }

@@ -424,7 +424,8 @@ func (w *workerRole) heartbeat() {
 }
 
 func (w *workerRole) beat() control.Message {
-	return control.Message{Type: control.TypeHeartbeat, Requests: w.core.Requests(), Active: uint32(w.core.Conns())}
+	return control.Message{Type: control.TypeHeartbeat, Requests: w.core.Requests(), Active: uint32(w.core.Conns()),
+		InFlight: uint32(w.core.InFlight()), RSS: readRSS()}
 }
 
 func (w *workerRole) send(msg control.Message) {

@@ -37,7 +37,7 @@ var magic = [2]byte{'G', 'F'}
 // Type says what a message means.
 type Type uint8
 
-// The message types. Worker→master: Ready, Heartbeat, ListenersClosed.
+// The message types. Worker→master: Ready, Heartbeat, ListenersClosed, Retire.
 // Master→worker: Drain, Quit, CloseListeners.
 const (
 	// Ready: the worker is serving on every listener.
@@ -56,6 +56,17 @@ const (
 	// ListenersClosed: the worker has closed every listener it held, in
 	// answer to CloseListeners.
 	TypeListenersClosed Type = 6
+	// Retire: the worker asks to be replaced — it serves on until the
+	// master drains it. Carries why (Reason) and the value that made it
+	// ask (Value): a runaway request's duration in nanoseconds.
+	TypeRetire Type = 7
+)
+
+// Reasons a worker asks to be retired (Message.Reason of TypeRetire).
+const (
+	// RetireRunaway: a handler ran past its request timeout and its
+	// grace, and cannot be stopped; the goroutine goes with the worker.
+	RetireRunaway uint8 = 1
 )
 
 // String names the type, as logs show it.
@@ -73,6 +84,8 @@ func (t Type) String() string {
 		return "close listeners"
 	case TypeListenersClosed:
 		return "listeners closed"
+	case TypeRetire:
+		return "retire"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -89,25 +102,44 @@ var (
 // Message is one decoded frame. Only the fields of its Type are meaningful.
 type Message struct {
 	Type Type
-	// Heartbeat: requests served so far and connections open now.
+	// Heartbeat: requests served so far, connections open now, handlers
+	// running now, and the process's resident set size in bytes (0 where
+	// the worker cannot read it).
 	Requests uint64
 	Active   uint32
+	InFlight uint32
+	RSS      uint64
+	// Retire: why, and the value that made the worker ask.
+	Reason uint8
+	Value  uint64
 	// Drain: how long in-flight requests may take.
 	Deadline time.Duration
 }
 
-// payloadLen is the exact payload size of each type; any other size is malformed.
+// payloadLen is the exact payload size of each type as Append writes it;
+// any other size is malformed, except a heartbeat's first form.
 func payloadLen(t Type) (int, bool) {
 	switch t {
 	case TypeReady, TypeQuit, TypeCloseListeners, TypeListenersClosed:
 		return 0, true
 	case TypeHeartbeat:
-		return 12, true
+		return heartbeatLen, true
 	case TypeDrain:
 		return 8, true
+	case TypeRetire:
+		return 9, true
 	}
 	return 0, false
 }
+
+// A heartbeat is 24 bytes: Requests, Active, InFlight, RSS. Its first
+// form, 12 bytes (Requests, Active), is still read, with InFlight and RSS
+// zero: a worker of an older build, started by a reload, keeps its
+// supervision.
+const (
+	heartbeatLen   = 24
+	heartbeatLenV1 = 12
+)
 
 // Append encodes m as a frame appended to b.
 func Append(b []byte, m Message) ([]byte, error) {
@@ -121,6 +153,11 @@ func Append(b []byte, m Message) ([]byte, error) {
 	case TypeHeartbeat:
 		b = binary.BigEndian.AppendUint64(b, m.Requests)
 		b = binary.BigEndian.AppendUint32(b, m.Active)
+		b = binary.BigEndian.AppendUint32(b, m.InFlight)
+		b = binary.BigEndian.AppendUint64(b, m.RSS)
+	case TypeRetire:
+		b = append(b, m.Reason)
+		b = binary.BigEndian.AppendUint64(b, m.Value)
 	case TypeDrain:
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Deadline))
 	}
@@ -129,7 +166,7 @@ func Append(b []byte, m Message) ([]byte, error) {
 
 // Write encodes m and writes it to w in one call.
 func Write(w io.Writer, m Message) error {
-	b, err := Append(make([]byte, 0, headerLen+12), m)
+	b, err := Append(make([]byte, 0, headerLen+heartbeatLen), m)
 	if err != nil {
 		return err
 	}
@@ -189,7 +226,7 @@ func parseHeader(h [headerLen]byte) (Type, uint32, error) {
 	if !ok {
 		return t, n, fmt.Errorf("%w: %d", ErrType, h[3])
 	}
-	if int(n) != want {
+	if int(n) != want && !(t == TypeHeartbeat && n == heartbeatLenV1) {
 		return 0, 0, fmt.Errorf("%w: %s with %d bytes (want %d)", ErrPayload, t, n, want)
 	}
 	return t, n, nil
@@ -201,6 +238,12 @@ func decodePayload(t Type, p []byte) (Message, error) {
 	case TypeHeartbeat:
 		m.Requests = binary.BigEndian.Uint64(p)
 		m.Active = binary.BigEndian.Uint32(p[8:])
+		if len(p) == heartbeatLen {
+			m.InFlight = binary.BigEndian.Uint32(p[12:])
+			m.RSS = binary.BigEndian.Uint64(p[16:])
+		}
+	case TypeRetire:
+		m.Reason, m.Value = p[0], binary.BigEndian.Uint64(p[1:])
 	case TypeDrain:
 		d := binary.BigEndian.Uint64(p)
 		if d > uint64(1<<63-1) {

@@ -12,8 +12,9 @@ import (
 func TestRoundTrip(t *testing.T) {
 	msgs := []Message{
 		{Type: TypeReady},
-		{Type: TypeHeartbeat, Requests: 1<<40 + 7, Active: 3},
+		{Type: TypeHeartbeat, Requests: 1<<40 + 7, Active: 3, InFlight: 2, RSS: 1<<33 + 5},
 		{Type: TypeDrain, Deadline: 30 * time.Second},
+		{Type: TypeRetire, Reason: RetireRunaway, Value: uint64(31 * time.Second)},
 		{Type: TypeQuit},
 		{Type: TypeCloseListeners},
 		{Type: TypeListenersClosed},
@@ -106,8 +107,9 @@ func TestAppendUnknownType(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	for _, m := range []Message{
 		{Type: TypeReady}, {Type: TypeQuit},
-		{Type: TypeHeartbeat, Requests: 42, Active: 2},
+		{Type: TypeHeartbeat, Requests: 42, Active: 2, InFlight: 1, RSS: 9 << 20},
 		{Type: TypeDrain, Deadline: time.Minute},
+		{Type: TypeRetire, Reason: RetireRunaway, Value: 7},
 		{Type: TypeCloseListeners}, {Type: TypeListenersClosed},
 	} {
 		b, _ := Append(nil, m)
@@ -115,6 +117,7 @@ func FuzzRead(f *testing.F) {
 	}
 	f.Add([]byte("GF\x01\x02\xff\xff\xff\xff"))
 	f.Add([]byte("GF\x01\xc8\x00\x00\x00\x03abcGF\x01\x04\x00\x00\x00\x00")) // unknown type, then quit
+	f.Add([]byte("GF\x01\x02\x00\x00\x00\x0c\x00\x00\x00\x00\x00\x00\x00\x2a\x00\x00\x00\x02")) // a heartbeat's first form
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -135,6 +138,13 @@ func FuzzRead(f *testing.F) {
 		again, err := Append(nil, m)
 		if err != nil {
 			t.Fatalf("decoded %+v does not encode: %v", m, err)
+		}
+		if m.Type == TypeHeartbeat && used == headerLen+heartbeatLenV1 {
+			// The first form: its fields re-encode in the current one.
+			if m.InFlight != 0 || m.RSS != 0 || !bytes.Equal(again[8:20], in[8:20]) {
+				t.Fatalf("first-form heartbeat %x decoded as %+v", in[:used], m)
+			}
+			return
 		}
 		if !bytes.Equal(again, in[:used]) {
 			t.Fatalf("re-encoding %+v = %x, consumed %x", m, again, in[:used])
@@ -159,5 +169,20 @@ func BenchmarkReadHeartbeat(b *testing.B) {
 		if _, err := Read(r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A heartbeat in its first, 12-byte form — from a worker of an older build
+// that a reload started — still reads, with InFlight and RSS zero.
+func TestHeartbeatFirstForm(t *testing.T) {
+	in := []byte("GF\x01\x02\x00\x00\x00\x0c")
+	in = binary.BigEndian.AppendUint64(in, 42)
+	in = binary.BigEndian.AppendUint32(in, 3)
+	m, err := Read(bytes.NewReader(in))
+	if err != nil {
+		t.Fatalf("Read = %v", err)
+	}
+	if want := (Message{Type: TypeHeartbeat, Requests: 42, Active: 3}); m != want {
+		t.Fatalf("Read = %+v, want %+v", m, want)
 	}
 }

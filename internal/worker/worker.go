@@ -216,6 +216,9 @@ func (w *Worker) Requests() uint64 { return w.requests.Load() }
 // Conns is how many connections are open, hijacked ones included.
 func (w *Worker) Conns() int { return w.conns.count() }
 
+// InFlight is how many handlers run now, hijacked ones included.
+func (w *Worker) InFlight() int { return int(max(w.inflight.Load(), 0)) }
+
 // Draining is closed when a drain or a quit begins.
 func (w *Worker) Draining() <-chan struct{} { return w.drainc }
 

@@ -129,6 +129,25 @@ func (w *Worker) Heartbeat(requests uint64, active uint32) error {
 	return w.send(control.Message{Type: control.TypeHeartbeat, Requests: requests, Active: active})
 }
 
+// Usage is what a heartbeat reports.
+type Usage struct {
+	Requests uint64 // served so far
+	Active   uint32 // connections open now
+	InFlight uint32 // handlers running now
+	RSS      uint64 // resident set size, bytes
+}
+
+// Report sends a heartbeat with every counter.
+func (w *Worker) Report(u Usage) error {
+	return w.send(control.Message{Type: control.TypeHeartbeat, Requests: u.Requests, Active: u.Active, InFlight: u.InFlight, RSS: u.RSS})
+}
+
+// RetireRunaway asks the master to recycle the worker, as a worker does
+// whose handler ran for d past the request timeout and its grace.
+func (w *Worker) RetireRunaway(d time.Duration) error {
+	return w.send(control.Message{Type: control.TypeRetire, Reason: control.RetireRunaway, Value: uint64(d)})
+}
+
 // SendRaw writes bytes as they are to the control channel, to test how the
 // master treats a worker that breaks the protocol.
 func (w *Worker) SendRaw(b []byte) error {
