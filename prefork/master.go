@@ -17,6 +17,7 @@ import (
 	"github.com/gracefork/gracefork/internal/control"
 	"github.com/gracefork/gracefork/internal/handoff"
 	"github.com/gracefork/gracefork/internal/sdnotify"
+	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/signals"
 )
 
@@ -68,6 +69,7 @@ type master struct {
 	closingLns     bool
 	closeWaitTimer Timer
 	reload         reloadState
+	recycle        recycleState
 
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
@@ -105,7 +107,10 @@ type worker struct {
 	killed       bool // the master sent SIGKILL: what it says now no longer counts
 	bootTimer    Timer
 	killTimer    Timer
-	beatTimer    Timer // fires when a serving worker has been silent for HeartbeatTimeout
+	beatTimer    Timer            // fires when a serving worker has been silent for HeartbeatTimeout
+	tracker      *recycle.Tracker // its recycle limits, drawn when it became ready; nil without any
+	due          *recycle.Due     // the limit it reached: it waits to be recycled
+	usage        usage            // its latest heartbeat's counts
 }
 
 // Loop events.

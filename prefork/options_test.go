@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gracefork/gracefork/prefork"
+	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/prefork/preforktest"
 	"github.com/gracefork/gracefork/signals"
 )
@@ -57,6 +58,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"upgrade too short", prefork.Options{Addr: ":0", UpgradeTimeout: 10 * time.Millisecond}, p + "UpgradeTimeout = 10ms: must be at least 1s (MinBootTimeout): starting processes and the Go runtime takes longer than that on a busy machine"},
 		{"surge", prefork.Options{Addr: ":0", MaxSurge: -1}, p + "MaxSurge = -1: must not be negative"},
 		{"heartbeat", prefork.Options{Addr: ":0", HeartbeatTimeout: time.Second}, p + "HeartbeatTimeout = 1s: must be at least 2s: workers report once a second"},
+		{"request timeout", prefork.Options{Addr: ":0", RequestTimeout: -time.Second}, p + "RequestTimeout = -1s: must not be negative"},
+		{"recycle age", prefork.Options{Addr: ":0", Recycle: recycle.Policy{MaxAge: -90 * time.Minute}}, p + "Recycle.MaxAge = -1h30m0s: must not be negative"},
+		{"recycle jitter alone", prefork.Options{Addr: ":0", Recycle: recycle.Policy{MaxRequestsJitter: 50}}, p + "Recycle.MaxRequestsJitter = 50: needs MaxRequests: it spreads that limit"},
+		{"recycle samples alone", prefork.Options{Addr: ":0", Recycle: recycle.Policy{MemorySamples: 3}}, p + "Recycle.MemorySamples = 3: needs MaxMemory: it counts samples over that limit"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -73,6 +73,7 @@ func (m *master) startPass(waiters []chan error) {
 		m.scaleTo(m.cfg.Workers)
 		return
 	}
+	m.pauseRecycle()
 	if m.reload.on {
 		m.reload.again = true
 		m.reload.next = append(m.reload.next, waiters...)
@@ -119,6 +120,7 @@ func (m *master) advanceReload() {
 	if again {
 		m.startPass(next)
 	}
+	m.advanceRecycle() // the recycles that waited for the reload
 }
 
 // restored reports whether every slot has a ready worker, or is degraded.
@@ -164,6 +166,7 @@ func (m *master) reloadFailed(s *slot, exit Exit, spawnErr error) {
 			c <- ErrServerClosed
 		}
 	}
+	m.advanceRecycle()
 }
 
 // abandonReplacements ends the failed pass's other replacements (with

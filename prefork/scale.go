@@ -39,11 +39,13 @@ func (m *master) scaleTo(n int) {
 	}
 	m.emit(Event{Kind: EventScaled, Workers: n})
 	m.advanceReload()
+	m.advanceRecycle()
 }
 
 // retire drains the workers of a slot that is no longer active.
 func (m *master) retire(s *slot) {
 	cancelRestart(s)
+	m.dropRecycle(s)
 	if s.degraded {
 		s.degraded = false
 		m.sendStatus() // no longer missing: it is gone

@@ -46,7 +46,7 @@ func (m *master) spawn(s *slot, next bool) {
 	if err != nil {
 		m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Generation: w.gen, Err: err})
 		if next {
-			m.reloadFailed(s, Exit{}, err)
+			m.replacementFailed(s, Exit{}, err)
 		} else {
 			m.bootFailed(s, &BootError{Slot: s.id, Spawn: err})
 		}
@@ -128,11 +128,9 @@ func (m *master) onMessage(w *worker, msg control.Message) {
 	case control.TypeReady:
 		m.onReady(w)
 	case control.TypeHeartbeat:
-		// The counts it carries are for recycling and metrics, which do
-		// not exist yet: the master keeps none it would never read.
-		if w.ready && !w.stopping {
-			m.watchHeartbeat(w)
-		}
+		m.onHeartbeat(w, msg)
+	case control.TypeRetire:
+		m.onRetire(w, msg)
 	case control.TypeListenersClosed:
 		if w.closingLns {
 			m.emit(Event{Kind: EventStoppedAccepting, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid()})
@@ -155,16 +153,23 @@ func (m *master) onReady(w *worker) {
 	if !w.stopping {
 		m.watchHeartbeat(w)
 	}
+	if m.cfg.Recycle.Enabled() {
+		w.tracker = m.cfg.Recycle.Track()
+	}
 	m.emit(Event{Kind: EventReady, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: w.readyAt.Sub(w.spawnedAt)})
 	s := w.s
 	if s.next == w && !w.stopping && !m.stopping {
 		// Replace before retire: the new worker serves, then the old drains.
 		old := s.w
 		s.w, s.next = w, nil
+		if m.recycling(s) {
+			m.recycled(s, w)
+		}
 		if old != nil && !old.stopping {
 			m.stopWorker(old, true)
 		}
 		m.advanceReload()
+		m.advanceRecycle()
 	}
 	if s.w == w {
 		s.bootFailures = 0
@@ -229,7 +234,7 @@ func (m *master) onExit(w *worker, exit Exit) {
 	case s.next == w:
 		s.next = nil
 		if !w.stopping && !m.stopping {
-			m.reloadFailed(s, exit, nil)
+			m.replacementFailed(s, exit, nil)
 		}
 	case s.w == w:
 		s.w = nil

@@ -152,6 +152,7 @@ func (m *master) startUpgrade(reply chan error) {
 		return
 	}
 	m.upgrading = true
+	m.pauseRecycle()
 	if reply != nil {
 		m.upgradeWait = append(m.upgradeWait, reply)
 	}
@@ -216,6 +217,8 @@ func (m *master) onUpgrade(ev upgradeEvent) {
 	err := m.upgradeOutcome(ev)
 	if err == nil {
 		m.handOver(ev.successor) // logged before Upgrade returns
+	} else {
+		m.advanceRecycle() // the recycles that waited for the upgrade
 	}
 	for _, c := range wait {
 		c <- err
