@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/gracefork/gracefork/prefork"
-	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/prefork/preforktest"
+	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/signals"
 )
 

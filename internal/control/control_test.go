@@ -116,7 +116,7 @@ func FuzzRead(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("GF\x01\x02\xff\xff\xff\xff"))
-	f.Add([]byte("GF\x01\xc8\x00\x00\x00\x03abcGF\x01\x04\x00\x00\x00\x00")) // unknown type, then quit
+	f.Add([]byte("GF\x01\xc8\x00\x00\x00\x03abcGF\x01\x04\x00\x00\x00\x00"))                    // unknown type, then quit
 	f.Add([]byte("GF\x01\x02\x00\x00\x00\x0c\x00\x00\x00\x00\x00\x00\x00\x2a\x00\x00\x00\x02")) // a heartbeat's first form
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Add([]byte{})
