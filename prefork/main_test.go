@@ -159,6 +159,8 @@ func helperMain() int {
 		DrainIdle:        time.Duration(envInt("TEST_DRAIN_IDLE_S", 0)) * time.Second,
 		Logger:           log,
 	}
+	opts.Recycle.MaxRequests = uint64(envInt("TEST_MAX_REQUESTS", 0))
+	opts.Recycle.MaxRequestsJitter = uint64(envInt("TEST_MAX_REQUESTS_JITTER", 0))
 	if cert := os.Getenv("TEST_TLS_CERT"); cert != "" {
 		kp, err := tls.LoadX509KeyPair(cert, os.Getenv("TEST_TLS_KEY"))
 		if err != nil {
