@@ -82,6 +82,30 @@
 // a GOAWAY the moment the drain starts, so their clients open new streams
 // elsewhere at once.
 //
+// # Recycling
+//
+// Options.Recycle (package [github.com/gracefork/gracefork/recycle])
+// retires workers after a number of requests, an age, or a resident set
+// size held over several heartbeats, each worker with its own jittered
+// limits. A worker past a limit serves on while the master boots its
+// replacement; once that is ready, the old one drains — a reload of one
+// slot. Recycles run one at a time across the pool, at least MinInterval
+// apart, and wait while a reload or an upgrade runs. A replacement that
+// cannot boot leaves the old worker serving; the recycle is retried after
+// 1s, 2s, … up to a minute, and never counts towards MaxBootFailures.
+//
+// Gunicorn's settings map to the options so:
+//
+//	max_requests          Recycle.MaxRequests
+//	max_requests_jitter   Recycle.MaxRequestsJitter (a draw from [0, jitter], as Gunicorn's)
+//	timeout               HeartbeatTimeout (a silent worker), RequestTimeout (a slow request)
+//	graceful_timeout      GracefulTimeout
+//	(none)                Recycle.MaxAge, MaxAgeJitter, MaxMemory, MemorySamples, MinInterval
+//
+// The master checks the limits on each heartbeat, once a second, so a
+// worker may serve up to a second's requests past MaxRequests, and serves
+// on while its replacement boots.
+//
 // # Upgrade
 //
 // An upgrade (USR2, or [prefork.Server.Upgrade], which returns once the new
