@@ -89,6 +89,9 @@ func TestRecycleJitter(t *testing.T) {
 		return n - 1
 	}})
 	w := r.boot()
+	if n := w.WaitRequestLimit(t); n != 110 {
+		t.Fatalf("the worker was told a request limit of %d, want the drawn 110", n)
+	}
 	report(t, w, preforktest.Usage{Requests: 109})
 	report(t, w, preforktest.Usage{Requests: 110})
 	if e := r.ev.Wait(t, prefork.EventRecycleDue, nil); e.Detail != "110 requests, limit 110" {

@@ -155,6 +155,9 @@ func (m *master) onReady(w *worker) {
 	}
 	if m.cfg.Recycle.Enabled() {
 		w.tracker = m.cfg.Recycle.Track()
+		if n := w.tracker.Limits().Requests; n > 0 && !w.stopping {
+			m.send(w, control.Message{Type: control.TypeRequestLimit, Requests: n})
+		}
 	}
 	m.emit(Event{Kind: EventReady, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Delay: w.readyAt.Sub(w.spawnedAt)})
 	s := w.s

@@ -404,6 +404,11 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 		w.core.CloseListeners()
 		w.log.Debug("worker stopped accepting", "why", "master asked")
 		w.send(control.Message{Type: control.TypeListenersClosed})
+	case control.TypeRequestLimit:
+		// Tell the master at once when the limit is reached, not at the
+		// next heartbeat: at 20,000 requests a second that is the
+		// difference between a limit and twice it.
+		w.core.NotifyAt(msg.Requests, func() { w.send(w.beat()) })
 	default:
 		w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
 	}

@@ -38,7 +38,7 @@ var magic = [2]byte{'G', 'F'}
 type Type uint8
 
 // The message types. Worker→master: Ready, Heartbeat, ListenersClosed, Retire.
-// Master→worker: Drain, Quit, CloseListeners.
+// Master→worker: Drain, Quit, CloseListeners, RequestLimit.
 const (
 	// Ready: the worker is serving on every listener.
 	TypeReady Type = 1
@@ -60,6 +60,10 @@ const (
 	// master drains it. Carries why (Reason) and the value that made it
 	// ask (Value): a runaway request's duration in nanoseconds.
 	TypeRetire Type = 7
+	// RequestLimit: the worker's request limit for recycling (Requests);
+	// the worker sends a heartbeat as soon as it has served that many, so
+	// the master learns of it at once rather than at the next second.
+	TypeRequestLimit Type = 8
 )
 
 // Reasons a worker asks to be retired (Message.Reason of TypeRetire).
@@ -86,6 +90,8 @@ func (t Type) String() string {
 		return "listeners closed"
 	case TypeRetire:
 		return "retire"
+	case TypeRequestLimit:
+		return "request limit"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -102,7 +108,8 @@ var (
 // Message is one decoded frame. Only the fields of its Type are meaningful.
 type Message struct {
 	Type Type
-	// Heartbeat: requests served so far, connections open now, handlers
+	// Heartbeat: requests served so far (RequestLimit: the limit),
+	// connections open now, handlers
 	// running now, and the process's resident set size in bytes (0 where
 	// the worker cannot read it).
 	Requests uint64
@@ -124,7 +131,7 @@ func payloadLen(t Type) (int, bool) {
 		return 0, true
 	case TypeHeartbeat:
 		return heartbeatLen, true
-	case TypeDrain:
+	case TypeDrain, TypeRequestLimit:
 		return 8, true
 	case TypeRetire:
 		return 9, true
@@ -155,6 +162,8 @@ func Append(b []byte, m Message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint32(b, m.Active)
 		b = binary.BigEndian.AppendUint32(b, m.InFlight)
 		b = binary.BigEndian.AppendUint64(b, m.RSS)
+	case TypeRequestLimit:
+		b = binary.BigEndian.AppendUint64(b, m.Requests)
 	case TypeRetire:
 		b = append(b, m.Reason)
 		b = binary.BigEndian.AppendUint64(b, m.Value)
@@ -244,6 +253,8 @@ func decodePayload(t Type, p []byte) (Message, error) {
 		}
 	case TypeRetire:
 		m.Reason, m.Value = p[0], binary.BigEndian.Uint64(p[1:])
+	case TypeRequestLimit:
+		m.Requests = binary.BigEndian.Uint64(p)
 	case TypeDrain:
 		d := binary.BigEndian.Uint64(p)
 		if d > uint64(1<<63-1) {

@@ -15,6 +15,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeHeartbeat, Requests: 1<<40 + 7, Active: 3, InFlight: 2, RSS: 1<<33 + 5},
 		{Type: TypeDrain, Deadline: 30 * time.Second},
 		{Type: TypeRetire, Reason: RetireRunaway, Value: uint64(31 * time.Second)},
+		{Type: TypeRequestLimit, Requests: 20000},
 		{Type: TypeQuit},
 		{Type: TypeCloseListeners},
 		{Type: TypeListenersClosed},
@@ -110,6 +111,7 @@ func FuzzRead(f *testing.F) {
 		{Type: TypeHeartbeat, Requests: 42, Active: 2, InFlight: 1, RSS: 9 << 20},
 		{Type: TypeDrain, Deadline: time.Minute},
 		{Type: TypeRetire, Reason: RetireRunaway, Value: 7},
+		{Type: TypeRequestLimit, Requests: 1000},
 		{Type: TypeCloseListeners}, {Type: TypeListenersClosed},
 	} {
 		b, _ := Append(nil, m)

@@ -76,6 +76,7 @@ type Worker struct {
 	wg    sync.WaitGroup
 
 	requests atomic.Uint64
+	notify   atomic.Pointer[notice] // see NotifyAt
 	inflight atomic.Int64 // handlers running, hijacked ones (WebSockets) included
 
 	draining  atomic.Bool
@@ -148,7 +149,9 @@ func (w *Worker) server(srv *http.Server) *http.Server {
 // its next request to reconnect, elsewhere.
 func (w *Worker) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w.requests.Add(1)
+		if n := w.requests.Add(1); w.notify.Load() != nil {
+			w.notifyCount(n)
+		}
 		w.inflight.Add(1)
 		defer w.inflight.Add(-1)
 		if w.draining.Load() {
@@ -212,6 +215,30 @@ func (w *Worker) Addrs() []net.Addr {
 
 // Requests is how many requests the handler has been given.
 func (w *Worker) Requests() uint64 { return w.requests.Load() }
+
+// NotifyAt has f called, on a goroutine of its own, when the handler is
+// given its n-th request; n == 0 cancels. Call it before Start, or
+// concurrently with the requests: a count already past n calls nothing.
+// One notification at a time: a later call replaces the earlier.
+func (w *Worker) NotifyAt(n uint64, f func()) {
+	if n == 0 {
+		w.notify.Store(nil)
+		return
+	}
+	w.notify.Store(&notice{n, f})
+}
+
+// notice is a call NotifyAt asked for.
+type notice struct {
+	n uint64
+	f func()
+}
+
+func (w *Worker) notifyCount(n uint64) {
+	if c := w.notify.Load(); c != nil && c.n == n {
+		go c.f()
+	}
+}
 
 // Conns is how many connections are open, hijacked ones included.
 func (w *Worker) Conns() int { return w.conns.count() }

@@ -395,3 +395,21 @@ func readFrame(t *testing.T, br *bufio.Reader) byte {
 	}
 	return h[3]
 }
+
+// NotifyAt calls its function when the handler is given the n-th request
+// (once: the count only grows, and the call is on equality).
+func TestNotifyAt(t *testing.T) {
+	w := start(t, Config{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})})
+	called := make(chan uint64, 4)
+	w.NotifyAt(3, func() { called <- w.Requests() })
+	c := dial(t, w)
+	for i := range 5 {
+		c.send(t, "/")
+		c.answer(t)
+		if i == 2 {
+			if n := <-called; n < 3 {
+				t.Fatalf("called at %d requests, want 3", n)
+			}
+		}
+	}
+}

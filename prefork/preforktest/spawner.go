@@ -59,7 +59,7 @@ func (s *Spawner) Spawn(spec prefork.WorkerSpec) (prefork.Process, error) {
 	}
 	w := &Worker{
 		Slot: spec.Slot, Generation: spec.Generation, Env: spec.Env, Listeners: len(spec.Listeners),
-		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16),
+		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16), limit: make(chan uint64, 16),
 		exited: make(chan struct{}), signals: make(chan os.Signal, 16),
 	}
 	go w.read()
@@ -93,6 +93,7 @@ type Worker struct {
 	// the test.
 	closeAsked chan struct{}
 	holdClose  atomic.Bool
+	limit      chan uint64 // RequestLimit messages
 	once       sync.Once
 	exited     chan struct{}
 	exit       prefork.Exit
@@ -225,6 +226,19 @@ func (w *Worker) WaitStop(t testing.TB) Stop {
 	}
 }
 
+// WaitRequestLimit waits until the master tells the worker its request
+// limit for recycling, and returns it.
+func (w *Worker) WaitRequestLimit(t testing.TB) uint64 {
+	t.Helper()
+	select {
+	case n := <-w.limit:
+		return n
+	case <-time.After(Patience):
+		t.Fatalf("preforktest: worker slot %d gen %d was told no request limit within %v", w.Slot, w.Generation, Patience)
+		return 0
+	}
+}
+
 // WaitSignal waits until the master signals the worker.
 func (w *Worker) WaitSignal(t testing.TB) os.Signal {
 	t.Helper()
@@ -246,6 +260,10 @@ func (w *Worker) read() {
 				w.Exit(0) // the master closed the channel: it is gone
 			}
 			return
+		}
+		if m.Type == control.TypeRequestLimit {
+			w.limit <- m.Requests
+			continue
 		}
 		if m.Type == control.TypeCloseListeners {
 			select {
