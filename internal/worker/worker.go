@@ -77,7 +77,7 @@ type Worker struct {
 
 	requests atomic.Uint64
 	notify   atomic.Pointer[notice] // see NotifyAt
-	inflight atomic.Int64 // handlers running, hijacked ones (WebSockets) included
+	inflight atomic.Int64           // handlers running, hijacked ones (WebSockets) included
 
 	draining  atomic.Bool
 	drainc    chan struct{}
