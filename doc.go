@@ -102,9 +102,10 @@
 //	graceful_timeout      GracefulTimeout
 //	(none)                Recycle.MaxAge, MaxAgeJitter, MaxMemory, MemorySamples, MinInterval
 //
-// The master checks the limits on each heartbeat, once a second, so a
-// worker may serve up to a second's requests past MaxRequests, and serves
-// on while its replacement boots.
+// The master checks age and memory on each heartbeat, once a second; a
+// worker reports at once when it reaches the request limit the master drew
+// for it. It serves on while its replacement boots, so it answers a few
+// more requests than its limit under load.
 //
 // # Upgrade
 //
