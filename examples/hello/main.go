@@ -15,6 +15,17 @@
 //	curl -X POST http://127.0.0.1:9090/reload   # 200 once every worker runs the new code
 //	curl -X POST http://127.0.0.1:9090/upgrade  # 200 once the new master took over
 //	curl -X POST 'http://127.0.0.1:9090/scale?n=4'
+//
+// Workers can be recycled as Gunicorn's are, after a number of requests
+// (-max-requests, -max-requests-jitter), an age (-max-age) or a resident
+// set size (-max-memory 512MiB), one at a time, each replacement ready
+// before the old worker drains. /slow?d=10s sleeps but gives up when its
+// request's context ends; /stuck?d=30s sleeps regardless. With
+// -request-timeout 1s both answer 503 after a second, and the worker
+// stuck in /stuck is then recycled:
+//
+//	go run ./examples/hello -max-requests 20000 -max-requests-jitter 2000 -request-timeout 1s
+//	curl -i 'http://127.0.0.1:8080/slow?d=10s'
 package main
 
 import (
