@@ -15,20 +15,35 @@
 //	curl -X POST http://127.0.0.1:9090/reload   # 200 once every worker runs the new code
 //	curl -X POST http://127.0.0.1:9090/upgrade  # 200 once the new master took over
 //	curl -X POST 'http://127.0.0.1:9090/scale?n=4'
+//
+// Workers can be recycled as Gunicorn's are, after a number of requests
+// (-max-requests, -max-requests-jitter), an age (-max-age) or a resident
+// set size (-max-memory 512MiB), one at a time, each replacement ready
+// before the old worker drains. /slow?d=10s sleeps but gives up when its
+// request's context ends; /stuck?d=30s sleeps regardless. With
+// -request-timeout 1s both answer 503 after a second, and the worker
+// stuck in /stuck is then recycled:
+//
+//	go run ./examples/hello -max-requests 20000 -max-requests-jitter 2000 -request-timeout 1s
+//	curl -i 'http://127.0.0.1:8080/slow?d=10s'
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gracefork/gracefork/prefork"
+	"github.com/gracefork/gracefork/recycle"
 )
 
 // config is what the flags say.
@@ -38,39 +53,136 @@ type config struct {
 	graceful time.Duration
 	pidfile  string
 	admin    string
+
+	recycle          recycle.Policy
+	heartbeatTimeout time.Duration
+	requestTimeout   time.Duration
+
+	fs *flag.FlagSet // the parsed flags, to name one in an error
 }
 
+// parseFlags reads the command line; a bad value is reported on stderr.
 func parseFlags(args []string) (config, error) {
+	return parseFlagsTo(args, os.Stderr)
+}
+
+// parseFlagsTo reads the command line and writes what is wrong with it,
+// naming the flag and the value, to out.
+func parseFlagsTo(args []string, out io.Writer) (config, error) {
 	var c config
+	var maxMemory byteSize
 	fs := flag.NewFlagSet("hello", flag.ContinueOnError)
+	c.fs = fs
+	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on: host:port or unix:/path")
 	fs.IntVar(&c.workers, "workers", 2, "number of worker processes (0: one per core)")
 	fs.DurationVar(&c.graceful, "graceful-timeout", prefork.DefaultGracefulTimeout, "how long in-flight requests may run after a worker is told to stop")
 	fs.StringVar(&c.pidfile, "pidfile", "", "write the master's pid here once it serves (follows upgrades)")
 	fs.StringVar(&c.admin, "admin", "", "if set, the master serves POST /reload, /upgrade and /scale?n= here")
-	return c, fs.Parse(args)
+	fs.Uint64Var(&c.recycle.MaxRequests, "max-requests", 0, "recycle a worker after this many requests (0: never; Gunicorn's --max-requests)")
+	fs.Uint64Var(&c.recycle.MaxRequestsJitter, "max-requests-jitter", 0, "add a random 0..N to each worker's -max-requests (Gunicorn's --max-requests-jitter)")
+	fs.DurationVar(&c.recycle.MaxAge, "max-age", 0, "recycle a worker after it has served this long (0: never)")
+	fs.DurationVar(&c.recycle.MaxAgeJitter, "max-age-jitter", 0, "add a random 0..d to each worker's -max-age")
+	fs.Var(&maxMemory, "max-memory", "recycle a worker whose resident set stays above this size (800M, 512MiB, 1GiB or bytes; K, M, G are powers of 1000, KiB, MiB, GiB of 1024; 0: never; Linux only)")
+	fs.DurationVar(&c.recycle.MinInterval, "min-recycle-interval", 0, "least time between two recycles across the pool")
+	fs.DurationVar(&c.heartbeatTimeout, "heartbeat-timeout", prefork.DefaultHeartbeatTimeout, "replace a worker silent this long, after a goroutine dump (at least 2s; Gunicorn's --timeout)")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", 0, "answer 503 to a request still running after this and cancel its context (0: no timeout)")
+	if err := fs.Parse(args); err != nil {
+		return c, err // the flag package has printed it
+	}
+	c.recycle.MaxMemory = uint64(maxMemory)
+	if err := c.check(fs); err != nil {
+		fmt.Fprintf(out, "hello: %v\n", err)
+		return c, err
+	}
+	return c, nil
+}
+
+// check rejects what the flag package lets through: extra arguments,
+// negative durations, a jitter without its limit.
+func (c config) check(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, name := range []string{"graceful-timeout", "max-age", "max-age-jitter", "min-recycle-interval", "heartbeat-timeout", "request-timeout"} {
+		f := fs.Lookup(name)
+		if d := f.Value.(flag.Getter).Get().(time.Duration); d < 0 {
+			return fmt.Errorf("-%s %s: must not be negative", name, f.Value)
+		}
+	}
+	var fe *recycle.FieldError
+	if err := c.recycle.Validate(); errors.As(err, &fe) {
+		name := flagOf["Recycle."+fe.Field]
+		return fmt.Errorf("-%s %s: %s", name, fs.Lookup(name).Value, fieldsToFlags.Replace(fe.Reason))
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// flagOf names the flag that sets each prefork.Options field.
+var flagOf = map[string]string{
+	"Addr": "addr", "Workers": "workers", "GracefulTimeout": "graceful-timeout", "PIDFile": "pidfile",
+	"HeartbeatTimeout": "heartbeat-timeout", "RequestTimeout": "request-timeout",
+	"Recycle.MaxRequests": "max-requests", "Recycle.MaxRequestsJitter": "max-requests-jitter",
+	"Recycle.MaxAge": "max-age", "Recycle.MaxAgeJitter": "max-age-jitter",
+	"Recycle.MaxMemory": "max-memory", "Recycle.MinInterval": "min-recycle-interval",
+}
+
+// fieldsToFlags rewrites the recycle.Policy field names in an error's
+// reason ("needs MaxRequests") as the flags a user typed.
+var fieldsToFlags = strings.NewReplacer(
+	"MaxRequestsJitter", "-max-requests-jitter", "MaxRequests", "-max-requests",
+	"MaxAgeJitter", "-max-age-jitter", "MaxAge", "-max-age",
+	"MaxMemory", "-max-memory", "MinInterval", "-min-recycle-interval")
+
+// usageError rewrites an options error of the library as the flag that
+// caused it, or returns nil when err is not one (a failed bind is not a
+// usage error).
+func usageError(err error, fs *flag.FlagSet) error {
+	var oe *prefork.OptionError
+	if !errors.As(err, &oe) || (oe.Err != nil && !errors.Is(oe.Err, errors.ErrUnsupported)) {
+		return nil
+	}
+	name, ok := flagOf[oe.Field]
+	if !ok {
+		return err
+	}
+	return fmt.Errorf("-%s %s: %s", name, fs.Lookup(name).Value, fieldsToFlags.Replace(oe.Reason))
+}
+
+// options turns the flags into the library's options.
+func (c config) options() prefork.Options {
+	return prefork.Options{
+		Addr:             c.addr,
+		Workers:          c.workers,
+		GracefulTimeout:  c.graceful,
+		PIDFile:          c.pidfile,
+		HeartbeatTimeout: c.heartbeatTimeout,
+		Recycle:          c.recycle,
+		RequestTimeout:   c.requestTimeout,
+		Server:           &http.Server{ReadHeaderTimeout: 10 * time.Second},
+	}
 }
 
 func main() {
 	c, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		os.Exit(2)
 	}
 
-	pid := os.Getpid()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from worker=%d pid=%d\n", prefork.WorkerID(), pid)
-	})
-	opts := prefork.Options{
-		Addr:            c.addr,
-		Workers:         c.workers,
-		GracefulTimeout: c.graceful,
-		PIDFile:         c.pidfile,
-		Server:          &http.Server{ReadHeaderTimeout: 10 * time.Second},
-	}
 	// New works in the master and in the workers alike; so does Run.
-	srv, err := prefork.New(mux, opts)
+	srv, err := prefork.New(newMux(os.Getpid()), c.options())
+	if uerr := usageError(err, c.fs); uerr != nil {
+		// A value the flags let through but the library refuses (a
+		// -heartbeat-timeout under 2s): a usage error too, before any
+		// worker starts.
+		fmt.Fprintf(os.Stderr, "hello: %v\n", uerr)
+		os.Exit(2)
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -119,4 +231,52 @@ func serveAdmin(srv *prefork.Server, addr string) {
 		reply(w, srv.Scale(n))
 	})
 	(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+}
+
+// newMux is the demo's handlers. /slow and /stuck show what
+// -request-timeout does: /slow?d=10s sleeps but returns as soon as its
+// request's context is done; /stuck?d=30s sleeps whatever happens, as a
+// handler blocked in a call without a context would.
+func newMux(pid int) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from worker=%d pid=%d\n", prefork.WorkerID(), pid)
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		d, ok := sleepParam(w, r)
+		if !ok {
+			return
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			fmt.Fprintf(w, "slept %s, worker=%d pid=%d\n", d, prefork.WorkerID(), pid)
+		case <-r.Context().Done():
+			// The request timed out or the client left: nothing to say.
+		}
+	})
+	mux.HandleFunc("/stuck", func(w http.ResponseWriter, r *http.Request) {
+		d, ok := sleepParam(w, r)
+		if !ok {
+			return
+		}
+		time.Sleep(d) // deliberately deaf to r.Context()
+		fmt.Fprintf(w, "slept %s, worker=%d pid=%d\n", d, prefork.WorkerID(), pid)
+	})
+	return mux
+}
+
+// maxSleep bounds /slow and /stuck, so a typo cannot hold a worker for ever.
+const maxSleep = time.Hour
+
+// sleepParam reads ?d=, answering 400 when it is missing or out of range.
+func sleepParam(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	v := r.URL.Query().Get("d")
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > maxSleep {
+		http.Error(w, fmt.Sprintf("want ?d=<duration> between 0 and %s, such as ?d=10s; got d=%q", maxSleep, v), http.StatusBadRequest)
+		return 0, false
+	}
+	return d, true
 }

@@ -50,6 +50,9 @@ type options struct {
 	keep         bool
 	oldMasterSig string
 	stopGrace    time.Duration
+	rounds       int
+	maxRequests  uint64
+	maxReqJitter uint64
 }
 
 func main() {
@@ -99,25 +102,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		o.targets, cfg.Mode, cfg.Conns, cfg.Workers, cfg.Duration, cfg.Timeout, cfg.DialTimeout, o.faults)
 	var sums []*chaos.Summary
 	code := 0
-	for _, name := range strings.Split(o.targets, ",") {
+	skipped := make(map[string]bool) // say it once, not once per run
+	for _, c := range plan(o, cfg) {
 		if ctx.Err() != nil {
 			break
 		}
-		s, err := chaos.Run(ctx, strings.TrimSpace(name), cfg)
+		s, err := chaos.Run(ctx, c.target, c.cfg)
 		if err != nil {
-			fmt.Fprintf(stderr, "chaos: %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "chaos: %s: %v\n", c.target, err)
 			code = 1
 			continue
 		}
 		if o.out == "" && !o.keep {
 			s.LogPath = "" // in the temporary directory, removed at exit
 		}
+		if s.Skipped != "" && skipped[s.Target] {
+			continue
+		}
+		skipped[s.Target] = s.Skipped != ""
 		s.WriteText(stdout)
 		fmt.Fprintln(stdout)
 		sums = append(sums, s)
 		if o.failOnError && (s.Failed > 0 || s.Skipped != "") {
 			code = 1 // a skipped target must not let a CI smoke pass
 		}
+	}
+	if r := cfg.Recycle; r != nil {
+		fmt.Fprintf(stdout, "== recycle: max-requests %d, jitter %d; %d workers, %d %s conns, %s each run; %d round(s), recycling vs baseline of the same round ==\n",
+			r.MaxRequests, r.Jitter, cfg.Workers, cfg.Conns, cfg.Mode, cfg.Duration, o.rounds)
+		chaos.WriteRecycleTable(stdout, chaos.CompareRecycle(sums))
+		fmt.Fprintln(stdout)
 	}
 	if err := writeOutputs(o, cfg, sums, stdout); err != nil {
 		fmt.Fprintln(stderr, "chaos:", err)
@@ -152,6 +166,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, chaos.RunConfig, err
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary build directory")
 	fs.StringVar(&o.oldMasterSig, "gunicorn-old-master-signal", "quit", "signal ending gunicorn's old master after USR2: quit (documented) or term (graceful)")
 	fs.DurationVar(&o.stopGrace, "stop-grace", 15*time.Second, "wait for the master after the final SIGTERM before SIGKILL")
+	fs.IntVar(&o.rounds, "rounds", 1, "run every target this many times, interleaved (the recycle scenario reports medians)")
+	fs.Uint64Var(&o.maxRequests, "max-requests", 0, "recycle scenario: requests per worker before it is recycled (default: the scenario's, 20000)")
+	fs.Uint64Var(&o.maxReqJitter, "max-requests-jitter", 0, "recycle scenario: random extra requests per worker, 0..N (default: the scenario's, 2000)")
 	if err := fs.Parse(args); err != nil {
 		return nil, chaos.RunConfig{}, err
 	}
@@ -164,7 +181,69 @@ func parseFlags(args []string, stderr io.Writer) (*options, chaos.RunConfig, err
 		return nil, chaos.RunConfig{}, err
 	}
 	cfg, err := buildConfig(&o)
+	if err != nil {
+		return nil, chaos.RunConfig{}, err
+	}
+	cfg.Recycle, err = recycleSetting(&o, set)
 	return &o, cfg, err
+}
+
+// recycleSetting returns the recycle scenario's limits, with the flags'
+// overrides; nil for other scenarios, which the flags do not fit.
+func recycleSetting(o *options, set map[string]bool) (*chaos.Recycle, error) {
+	sc, err := chaos.LookupScenario(o.scenario)
+	if err != nil || sc.Recycle == nil {
+		if set["max-requests"] || set["max-requests-jitter"] {
+			return nil, errors.New("-max-requests and -max-requests-jitter go with -scenario recycle")
+		}
+		return nil, nil
+	}
+	r := *sc.Recycle
+	if set["max-requests"] {
+		r.MaxRequests = o.maxRequests
+	}
+	if set["max-requests-jitter"] {
+		r.Jitter = o.maxReqJitter
+	}
+	if r.MaxRequests == 0 {
+		return nil, errors.New("-max-requests 0: the recycle scenario needs a limit (its baseline runs without one anyway)")
+	}
+	return &r, nil
+}
+
+// planned is one run of the plan: a target with its config.
+type planned struct {
+	target string
+	cfg    chaos.RunConfig
+}
+
+// plan lists the runs: -rounds rounds of every target, one after another.
+// In the recycle scenario each target runs twice per round, recycling and
+// without (the baseline), the order swapped every round so that a machine
+// that slows down or speeds up during the rounds favours neither.
+func plan(o *options, cfg chaos.RunConfig) []planned {
+	var runs []planned
+	for round := 1; round <= o.rounds; round++ {
+		for _, name := range strings.Split(o.targets, ",") {
+			c := cfg
+			if o.rounds > 1 {
+				c.Round = round
+			}
+			if cfg.Recycle == nil {
+				runs = append(runs, planned{strings.TrimSpace(name), c})
+				continue
+			}
+			variants := []*chaos.Recycle{{}, cfg.Recycle}
+			if round%2 == 0 {
+				variants[0], variants[1] = variants[1], variants[0]
+			}
+			for _, r := range variants {
+				c.Recycle = r
+				runs = append(runs, planned{strings.TrimSpace(name), c})
+			}
+		}
+	}
+	return runs
 }
 
 // applyScenario fills the faults, duration and targets the scenario
@@ -216,6 +295,9 @@ func buildConfig(o *options) (chaos.RunConfig, error) {
 	}
 	if o.conns < 1 || o.workers < 1 || o.duration <= 0 || o.timeout <= 0 || o.requests < 0 {
 		return chaos.RunConfig{}, errors.New("-conns, -workers, -duration and -timeout must be positive, -requests not negative")
+	}
+	if o.rounds < 1 || o.rounds > 100 {
+		return chaos.RunConfig{}, fmt.Errorf("-rounds %d: want 1 to 100", o.rounds)
 	}
 	if o.dialTimeout < 0 {
 		return chaos.RunConfig{}, fmt.Errorf("-dial-timeout must not be negative, not %s", o.dialTimeout)
@@ -285,19 +367,26 @@ func writeOutputs(o *options, cfg chaos.RunConfig, sums []*chaos.Summary, stdout
 		return nil
 	}
 	var series []chaos.Series
+	var names []string
 	for _, s := range sums {
 		if s.Skipped != "" {
 			continue
 		}
-		if err := writeCSV(filepath.Join(o.out, s.Target+".csv"), s.Buckets); err != nil {
+		if err := writeCSV(filepath.Join(o.out, s.FileName()+".csv"), s.Buckets); err != nil {
 			return err
 		}
-		series = append(series, chaos.Series{Name: s.Target, Buckets: s.Buckets})
+		names = append(names, s.FileName())
+		if s.Round <= 1 { // more rounds would crowd the plot: it shows the first
+			series = append(series, chaos.Series{Name: s.FileName(), Buckets: s.Buckets})
+		}
 	}
 	if len(series) == 0 {
 		return nil
 	}
 	title := fmt.Sprintf("%s: %d conns, %s client, %d workers", scenarioTitle(o), cfg.Conns, cfg.Mode, cfg.Workers)
+	if o.rounds > 1 {
+		title += fmt.Sprintf(", round 1 of %d", o.rounds)
+	}
 	svg := filepath.Join(o.out, "timeline.svg")
 	f, err := os.Create(svg)
 	if err != nil {
@@ -310,7 +399,7 @@ func writeOutputs(o *options, cfg chaos.RunConfig, sums []*chaos.Summary, stdout
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s/{%s}.csv and %s\n", o.out, joinNames(series), svg)
+	fmt.Fprintf(stdout, "wrote %s/{%s}.csv and %s\n", o.out, strings.Join(names, ","), svg)
 	return nil
 }
 
@@ -336,13 +425,4 @@ func scenarioTitle(o *options) string {
 		return "steady load"
 	}
 	return "faults " + o.faults
-}
-
-// joinNames joins the series names with commas.
-func joinNames(series []chaos.Series) string {
-	names := make([]string, len(series))
-	for i, s := range series {
-		names[i] = s.Name
-	}
-	return strings.Join(names, ",")
 }

@@ -142,3 +142,69 @@ func TestInterruptLeavesNothing(t *testing.T) {
 		t.Errorf("left behind: pid=%d %s", p, chaos.Cmdline(p))
 	}
 }
+
+func TestParseFlagsRecycleScenario(t *testing.T) {
+	o, cfg, err := parseFlags([]string{"-scenario", "recycle"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.targets != "gracefork,gunicorn" || cfg.Duration != 10*time.Second || len(cfg.Faults) != 0 || o.rounds != 1 ||
+		cfg.Recycle == nil || *cfg.Recycle != (chaos.Recycle{MaxRequests: 20000, Jitter: 2000}) {
+		t.Errorf("recycle scenario: targets=%s duration=%s faults=%d rounds=%d recycle=%+v", o.targets, cfg.Duration, len(cfg.Faults), o.rounds, cfg.Recycle)
+	}
+	_, cfg, err = parseFlags([]string{"-scenario", "recycle", "-max-requests", "500", "-max-requests-jitter", "0", "-rounds", "3"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *cfg.Recycle != (chaos.Recycle{MaxRequests: 500}) {
+		t.Errorf("overridden recycle = %+v", cfg.Recycle)
+	}
+	if _, cfg, _ := parseFlags([]string{"-scenario", "crash"}, io.Discard); cfg.Recycle != nil {
+		t.Errorf("crash scenario recycles: %+v", cfg.Recycle)
+	}
+	for _, args := range [][]string{
+		{"-scenario", "crash", "-max-requests", "100"},
+		{"-max-requests-jitter", "100"},
+		{"-scenario", "recycle", "-max-requests", "0"},
+		{"-scenario", "recycle", "-rounds", "0"},
+		{"-rounds", "101"},
+	} {
+		if _, _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", args)
+		}
+	}
+}
+
+// The recycle scenario runs every target twice a round, the baseline and
+// the recycling run swapping places each round; other scenarios once.
+func TestPlanRounds(t *testing.T) {
+	describe := func(args ...string) []string {
+		o, cfg, err := parseFlags(args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range plan(o, cfg) {
+			v := "-"
+			if r := p.cfg.Recycle; r != nil {
+				v = r.Variant()
+			}
+			got = append(got, p.target+" "+v+" "+string(rune('0'+p.cfg.Round)))
+		}
+		return got
+	}
+	got := describe("-scenario", "recycle", "-rounds", "2")
+	want := []string{
+		"gracefork baseline 1", "gracefork recycle 1", "gunicorn baseline 1", "gunicorn recycle 1",
+		"gracefork recycle 2", "gracefork baseline 2", "gunicorn recycle 2", "gunicorn baseline 2",
+	}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("recycle plan:\n%q\nwant\n%q", got, want)
+	}
+	if got := describe("-scenario", "recycle", "-target", "gunicorn"); strings.Join(got, ", ") != "gunicorn baseline 0, gunicorn recycle 0" {
+		t.Errorf("one round: %q", got)
+	}
+	if got := describe("-scenario", "crash", "-target", "nethttp, fasthttp", "-rounds", "2"); strings.Join(got, ", ") != "nethttp - 1, fasthttp - 1, nethttp - 2, fasthttp - 2" {
+		t.Errorf("crash plan: %q", got)
+	}
+}

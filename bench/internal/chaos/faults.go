@@ -196,6 +196,9 @@ type Scenario struct {
 	// override them).
 	Timeout     time.Duration
 	DialTimeout time.Duration
+	// Recycle, when set, runs each target twice per round: recycling
+	// its workers with these limits, and without (the baseline).
+	Recycle *Recycle
 }
 
 // AllTargets is the default target list.
@@ -210,7 +213,9 @@ const AllTargets = "gracefork,nethttp,fasthttp,gunicorn"
 // connect bound (750 ms) is below Linux's first SYN retransmission (1 s),
 // so a dial into a full backlog, whose SYN is dropped, is a dial timeout;
 // its request deadline (2 s) lets a request written into a backlog that
-// nobody accepts time out before the end of the run.
+// nobody accepts time out before the end of the run. The recycle scenario
+// has no fault: the targets retire their own workers; 10 s of load leave
+// 9 s after the warm-up.
 var Scenarios = []Scenario{
 	{Name: "steady", Duration: 15 * time.Second, Targets: AllTargets,
 		Doc: "no faults: baseline throughput and latency"},
@@ -230,6 +235,9 @@ var Scenarios = []Scenario{
 		Duration: 6 * time.Second, Targets: AllTargets,
 		Timeout: 2 * time.Second, DialTimeout: 750 * time.Millisecond,
 		Doc: "SIGTERM to the master at 3 s; the load goes on to 6 s: lost on accepted connections vs refused vs timed out"},
+	{Name: "recycle", Duration: 10 * time.Second, Targets: "gracefork,gunicorn",
+		Recycle: &Recycle{MaxRequests: 20000, Jitter: 2000},
+		Doc:     "workers retire after 20000 requests + a draw from [0, 2000] (Gunicorn's --max-requests, --max-requests-jitter), each run next to the same load without recycling"},
 	{Name: "smoke", Faults: "at=1.5s action=hup; at=2.75s action=hup",
 		Duration: 4 * time.Second, Targets: "gracefork",
 		Doc: "CI smoke: 2 HUP reloads in 4 s, gracefork only"},

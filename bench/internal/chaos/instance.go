@@ -55,15 +55,15 @@ var live = struct {
 	m map[*Instance]bool
 }{m: make(map[*Instance]bool)}
 
-// start launches the built target on addr with workers workers, waits
-// until it answers, and records its process tree.
-func (t *Target) start(ctx context.Context, l *launcher, addr string, workers int, logPath string) (*Instance, error) {
+// start launches the built target on addr with workers workers and the
+// extra flags, waits until it answers, and records its process tree.
+func (t *Target) start(ctx context.Context, l *launcher, addr string, workers int, extra []string, logPath string) (*Instance, error) {
 	var pidFile string
 	if l.pidFile != nil {
 		pidFile = l.pidFile(addr)
 		_ = os.Remove(pidFile) // a stale file from an earlier instance on this port
 	}
-	cmd := l.command(addr, workers)
+	cmd := l.command(addr, workers, extra)
 	logf, err := startProcess(cmd, logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.Name, err)

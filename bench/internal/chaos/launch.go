@@ -35,11 +35,11 @@ func (b *Built) Start(ctx context.Context, addr string, workers int, environ []s
 	l := *b.l
 	if environ != nil {
 		command := l.command
-		l.command = func(addr string, workers int) *exec.Cmd {
-			cmd := command(addr, workers)
+		l.command = func(addr string, workers int, extra []string) *exec.Cmd {
+			cmd := command(addr, workers, extra)
 			cmd.Env = environ
 			return cmd
 		}
 	}
-	return b.Target.start(ctx, &l, addr, workers, logPath)
+	return b.Target.start(ctx, &l, addr, workers, nil, logPath)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -142,6 +143,12 @@ type StopReport struct {
 type Summary struct {
 	Target  string `json:"target"`
 	Skipped string `json:"skipped,omitempty"`
+	// Round is the run's round with -rounds (1, 2, ...); 0 for a single
+	// round.
+	Round int `json:"round,omitempty"`
+	// Recycle is set in the recycle scenario, for the recycling run and
+	// for its baseline alike.
+	Recycle *RecycleStats `json:"recycle,omitempty"`
 	// Interrupted is set when the harness was stopped by a signal.
 	Interrupted bool    `json:"interrupted,omitempty"`
 	Client      string  `json:"client"`
@@ -375,8 +382,8 @@ func (s *Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "== target=%s ==\n%s\n", s.Target, s.Skipped)
 		return
 	}
-	fmt.Fprintf(w, "== target=%s client=%s conns=%d workers=%d duration=%.1fs ==\n",
-		s.Target, s.Client, s.Conns, s.Workers, s.DurationS)
+	fmt.Fprintf(w, "== target=%s%s client=%s conns=%d workers=%d duration=%.1fs ==\n",
+		s.Target, s.runName(), s.Client, s.Conns, s.Workers, s.DurationS)
 	if s.Interrupted {
 		fmt.Fprintf(w, "INTERRUPTED after %.1fs: partial results\n", s.DurationS)
 	}
@@ -438,7 +445,48 @@ func (s *Summary) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  pid=%d %s\n", l.PID, l.Cmdline)
 		}
 	}
+	if st := s.Recycle; st != nil {
+		logged := "n/a"
+		if st.LogReplacements >= 0 {
+			logged = strconv.Itoa(st.LogReplacements)
+		}
+		fmt.Fprintf(w, "recycle:    %d pids answered (%d replacements; in the log: %s); longest time without a response %.0fms, longest run of empty 250ms buckets %.0fms\n",
+			st.WorkerPIDs, st.Replacements, logged, st.LongestGapMS, st.ZeroBucketsMS)
+	}
 	if s.LogPath != "" {
 		fmt.Fprintf(w, "target log: %s\n", s.LogPath)
 	}
+}
+
+// runName tells a run apart from the target's other runs: " recycle
+// (max-requests 20000, jitter 2000) round=2"; "" for the only run.
+func (s *Summary) runName() string {
+	var n string
+	if st := s.Recycle; st != nil && st.On() {
+		n = fmt.Sprintf(" recycle (max-requests %d, jitter %d)", st.MaxRequests, st.Jitter)
+	} else if st != nil {
+		n = " baseline (no recycling)"
+	}
+	if s.Round > 0 {
+		n += fmt.Sprintf(" round=%d", s.Round)
+	}
+	return n
+}
+
+// FileName is the base name of the run's CSV and log files:
+// "gracefork", or "gracefork-recycle-r2" among several runs.
+func (s *Summary) FileName() string {
+	return runFileName(s.Target, s.Recycle, s.Round)
+}
+
+// runFileName names a run's files after its target, variant and round.
+func runFileName(target string, st *RecycleStats, round int) string {
+	n := target
+	if st != nil {
+		n += "-" + st.Variant()
+	}
+	if round > 0 {
+		n += "-r" + strconv.Itoa(round)
+	}
+	return n
 }

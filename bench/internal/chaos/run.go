@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -37,6 +38,13 @@ type RunConfig struct {
 	OldMasterSignal syscall.Signal
 	// Progress receives a line per fault as it fires.
 	Progress io.Writer
+	// Recycle, when set, makes this a run of the recycle scenario: the
+	// target gets its recycling flags (Recycle.On) or is the baseline
+	// (the zero Recycle), and the summary gets its RecycleStats. Targets
+	// that cannot recycle are skipped.
+	Recycle *Recycle
+	// Round numbers the run among -rounds (0: a single round).
+	Round int
 }
 
 // Run builds, starts, loads and faults one target, then stops it and
@@ -47,9 +55,20 @@ func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Summary{Target: name, Client: string(cfg.Mode), Conns: cfg.Conns, Workers: cfg.Workers}
+	s := &Summary{Target: name, Client: string(cfg.Mode), Conns: cfg.Conns, Workers: cfg.Workers, Round: cfg.Round}
 	if !t.Prefork {
 		s.Workers = 1
+	}
+	var extra []string
+	if r := cfg.Recycle; r != nil {
+		s.Recycle = &RecycleStats{Recycle: *r, LogReplacements: -1}
+		if t.recycleArgs == nil {
+			s.Skipped = fmt.Sprintf("%s: skipped: it cannot recycle its workers after a number of requests", name)
+			return s, nil
+		}
+		if r.On() {
+			extra = t.recycleArgs(*r)
+		}
 	}
 	l, err := t.build(ctx, cfg.Env)
 	if errors.Is(err, ErrSkipped) {
@@ -70,8 +89,12 @@ func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
 	if logDir == "" {
 		logDir = cfg.Env.Tmp
 	}
-	s.LogPath = filepath.Join(logDir, name+".log")
-	in, err := t.start(ctx, l, addr, cfg.Workers, s.LogPath)
+	s.LogPath = filepath.Join(logDir, s.FileName()+".log")
+	var logFrom int64 // the log is appended to: count only this run's lines
+	if fi, err := os.Stat(s.LogPath); err == nil {
+		logFrom = fi.Size()
+	}
+	in, err := t.start(ctx, l, addr, cfg.Workers, extra, s.LogPath)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +142,15 @@ func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
 	}
 	s.Losses.Samples = lr.KindSamples
 	s.Summarize(lr.Results, cfg.Warmup, total)
+	if cfg.Recycle != nil {
+		log, err := os.ReadFile(s.LogPath)
+		if err != nil || int64(len(log)) < logFrom {
+			log = nil // LogReplacements stays unknown
+		} else {
+			log = log[logFrom:]
+		}
+		s.recycleStats(*cfg.Recycle, t, lr.Results, total, log)
+	}
 	return s, nil
 }
 

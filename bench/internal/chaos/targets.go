@@ -49,11 +49,20 @@ type Target struct {
 	// unsupported maps an action to why the target cannot do it.
 	unsupported map[Action]string
 	build       func(ctx context.Context, env BuildEnv) (*launcher, error)
+	// recycleArgs, if set, are the command-line flags that make the
+	// target's workers retire after a number of requests; nil when the
+	// target cannot.
+	recycleArgs func(r Recycle) []string
+	// replacements counts, in the target's log, the workers it replaced
+	// because of those flags; nil when its log does not tell.
+	replacements func(log []byte, workers int) int
 }
 
 // launcher starts a built target.
 type launcher struct {
-	command func(addr string, workers int) *exec.Cmd
+	// command returns the target's command line, with extra flags of
+	// the run (recycleArgs) in their place.
+	command func(addr string, workers int, extra []string) *exec.Cmd
 	// readyTimeout bounds the wait for the first answer.
 	readyTimeout time.Duration
 	// pidFile, if set, names the file in which the target keeps its
@@ -66,7 +75,8 @@ type launcher struct {
 func LookupTarget(name string) (*Target, error) {
 	switch name {
 	case TGracefork:
-		return &Target{Name: name, Prefork: true, build: buildGracefork}, nil
+		return &Target{Name: name, Prefork: true, build: buildGracefork,
+			recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements}, nil
 	case TNetHTTP:
 		why := "not supported by nethttp (single process, no workers, no signal handling)"
 		return &Target{Name: name, build: buildNetHTTP, unsupported: map[Action]string{
@@ -78,7 +88,8 @@ func LookupTarget(name string) (*Target, error) {
 			ActHUP: why, ActUSR2: why, ActTTIN: why, ActTTOU: why,
 		}}, nil
 	case TGunicorn:
-		return &Target{Name: name, Prefork: true, build: buildGunicorn}, nil
+		return &Target{Name: name, Prefork: true, build: buildGunicorn,
+			recycleArgs: gunicornRecycleArgs, replacements: gunicornReplacements}, nil
 	}
 	return nil, fmt.Errorf("unknown target %q (want one of %s)", name, strings.Join(TargetNames, ", "))
 }
@@ -114,9 +125,9 @@ func buildGracefork(ctx context.Context, env BuildEnv) (*launcher, error) {
 	pidFile := func(addr string) string {
 		return filepath.Join(env.Tmp, "gracefork-"+strings.NewReplacer(":", "_", "/", "_").Replace(addr)+".pid")
 	}
-	return &launcher{readyTimeout: 20 * time.Second, pidFile: pidFile, command: func(addr string, workers int) *exec.Cmd {
-		return exec.Command(bin, "-addr", addr, "-workers", strconv.Itoa(workers), "-graceful-timeout", "10s",
-			"-pidfile", pidFile(addr))
+	return &launcher{readyTimeout: 20 * time.Second, pidFile: pidFile, command: func(addr string, workers int, extra []string) *exec.Cmd {
+		args := []string{"-addr", addr, "-workers", strconv.Itoa(workers), "-graceful-timeout", "10s", "-pidfile", pidFile(addr)}
+		return exec.Command(bin, append(args, extra...)...)
 	}}, nil
 }
 
@@ -126,8 +137,8 @@ func buildNetHTTP(ctx context.Context, env BuildEnv) (*launcher, error) {
 	if err := goBuild(ctx, filepath.Join(env.Repo, "bench"), bin, "./cmd/nethttp-target"); err != nil {
 		return nil, err
 	}
-	return &launcher{readyTimeout: 10 * time.Second, command: func(addr string, _ int) *exec.Cmd {
-		return exec.Command(bin, "-addr", addr)
+	return &launcher{readyTimeout: 10 * time.Second, command: func(addr string, _ int, extra []string) *exec.Cmd {
+		return exec.Command(bin, append([]string{"-addr", addr}, extra...)...)
 	}}, nil
 }
 
@@ -137,8 +148,8 @@ func buildFastHTTP(ctx context.Context, env BuildEnv) (*launcher, error) {
 	if err := goBuild(ctx, filepath.Join(env.Repo, "bench"), bin, "./cmd/fasthttp-target"); err != nil {
 		return nil, err
 	}
-	return &launcher{readyTimeout: 10 * time.Second, command: func(addr string, workers int) *exec.Cmd {
-		return exec.Command(bin, "-addr", addr, "-workers", strconv.Itoa(workers))
+	return &launcher{readyTimeout: 10 * time.Second, command: func(addr string, workers int, extra []string) *exec.Cmd {
+		return exec.Command(bin, append([]string{"-addr", addr, "-workers", strconv.Itoa(workers)}, extra...)...)
 	}}, nil
 }
 
@@ -180,12 +191,13 @@ func buildGunicorn(ctx context.Context, env BuildEnv) (*launcher, error) {
 	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(asgiApp), 0o644); err != nil {
 		return nil, err
 	}
-	return &launcher{readyTimeout: 30 * time.Second, command: func(addr string, workers int) *exec.Cmd {
+	return &launcher{readyTimeout: 30 * time.Second, command: func(addr string, workers int, extra []string) *exec.Cmd {
 		// Run the gunicorn script with Debian's interpreter explicitly, so
 		// a pyenv python3 earlier on PATH is not used.
-		cmd := exec.Command(py, gunicorn, "-k", "uvicorn.workers.UvicornWorker",
-			"-w", strconv.Itoa(workers), "-b", addr, "--chdir", dir,
-			"--graceful-timeout", "10", "app:app")
+		args := []string{gunicorn, "-k", "uvicorn.workers.UvicornWorker",
+			"-w", strconv.Itoa(workers), "-b", addr, "--chdir", dir, "--graceful-timeout", "10"}
+		args = append(append(args, extra...), "app:app")
+		cmd := exec.Command(py, args...)
 		cmd.Dir = dir
 		return cmd
 	}}, nil
