@@ -33,17 +33,17 @@ func TestTailKeepsCrashDumpWhole(t *testing.T) {
 
 func TestTailDumpStarts(t *testing.T) {
 	for line, want := range map[string]bool{
-		"panic: boom":                          true,
-		"fatal error: concurrent map writes":   true,
-		"SIGABRT: abort":                       true,
-		"SIGQUIT: quit":                        true,
-		"SIGSEGV: segmentation violation":      true,
-		"goroutine 1 [running]:":               false,
-		"\tpanic: nested":                      false,
+		"panic: boom":                           true,
+		"fatal error: concurrent map writes":    true,
+		"SIGABRT: abort":                        true,
+		"SIGQUIT: quit":                         true,
+		"SIGSEGV: segmentation violation":       true,
+		"goroutine 1 [running]:":                false,
+		"\tpanic: nested":                       false,
 		"time=… msg=\"panic: in a log record\"": false,
-		"SIG: x":                               false,
-		"SIGnal: x":                            false,
-		"http: panic serving 1.2.3.4: boom":    false,
+		"SIG: x":                            false,
+		"SIGnal: x":                         false,
+		"http: panic serving 1.2.3.4: boom": false,
 	} {
 		if dumpStart(line) != want {
 			t.Errorf("dumpStart(%q) = %v", line, !want)
