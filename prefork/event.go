@@ -198,7 +198,7 @@ type Event struct {
 	Pid        int
 	Addr       string
 	Exit       Exit
-	Expected   bool // the master asked the worker to stop
+	Expected   bool // the master asked the worker to stop (never one it killed: at BootTimeout, hung, ...)
 	Delay      time.Duration
 	Action     signals.Action
 	Workers    int            // the worker count, for reload and scale events
