@@ -38,14 +38,20 @@ func (m *master) watchHeartbeat(w *worker) {
 // SIGKILLed killGrace later, as a worker past a drain's deadline is — the
 // runtime writes its dump in milliseconds.
 //
-// From now on the worker is dying: it counts as killed, so a heartbeat
+// Where signals cannot ask for a dump (Windows), the worker is killed at
+// once. Otherwise, from now on the worker is dying: it counts as killed, so a heartbeat
 // that comes back after SIGCONT does not revive it, and a stop or a reload
 // that comes meanwhile does not put its kill off (see stopWorker).
 func (m *master) abort(w *worker) {
+	if len(dumpSignals) == 0 {
+		m.kill(w)
+		return
+	}
 	w.killed = true
 	stopTimer(w.beatTimer)
-	w.proc.Signal(syscall.SIGCONT)
-	w.proc.Signal(syscall.SIGABRT)
+	for _, sig := range dumpSignals {
+		w.proc.Signal(sig)
+	}
 	stopTimer(w.killTimer)
 	w.killTimer = m.after(killGrace, func() {
 		if _, live := m.workers[w]; live {
