@@ -51,7 +51,8 @@
 // A serving worker reports to the master every second. One that stays
 // silent for HeartbeatTimeout (30s by default) — stopped, or wedged — is
 // killed and its slot restarted: the connections it accepted would
-// otherwise hang for ever.
+// otherwise hang for ever. It is sent SIGABRT first, so the master's log
+// has every goroutine's stack in its "exited" record: where it hung.
 //
 // A reload starts a new worker from the binary on disk for each slot, waits
 // until it is ready, then drains the old one: capacity never dips. A

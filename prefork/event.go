@@ -51,7 +51,7 @@ const (
 	EventUpgraded                                  // the new master (Pid, if it said) is ready; this one drains and exits [Pid]
 	EventPredecessorGone                           // the master this one replaced has exited; Err if it misbehaved [Err]
 	EventUpgradeRefused                            // an upgrade cannot start now: Err says why [Err]
-	EventHung                                      // a serving worker sent no heartbeat for Delay and was killed [Slot, Generation, Pid, Delay]
+	EventHung                                      // a serving worker sent no heartbeat for Delay: sent SIGABRT for a stack dump (its exit's stderr), SIGKILL if still alive 2 s later [Slot, Generation, Pid, Delay]
 	EventDegraded                                  // a slot cannot be refilled; Workers serve on and it retries after Delay [Slot, Workers, Delay, Err]
 	EventRestored                                  // a degraded slot has a ready worker again [Slot, Generation, Pid]
 	EventUpgradeCancelled                          // a stop came during an upgrade; the new master was killed [Err]
@@ -198,7 +198,7 @@ type Event struct {
 	Pid        int
 	Addr       string
 	Exit       Exit
-	Expected   bool // the master asked the worker to stop
+	Expected   bool // the master asked the worker to stop (never one it killed: at BootTimeout, hung, ...)
 	Delay      time.Duration
 	Action     signals.Action
 	Workers    int            // the worker count, for reload and scale events

@@ -104,7 +104,7 @@ type worker struct {
 	stopping     bool // the master asked it to go
 	closingLns   bool // told to close its listeners at a stop; has not said it did
 	bootTimedOut bool
-	killed       bool // the master sent SIGKILL: what it says now no longer counts
+	killed       bool // the master sent SIGKILL, or SIGABRT (hung): what it says now no longer counts
 	bootTimer    Timer
 	killTimer    Timer
 	beatTimer    Timer            // fires when a serving worker has been silent for HeartbeatTimeout
@@ -506,6 +506,9 @@ func (m *master) liveWorkers() []*worker {
 // has not exited in time.
 func (m *master) stopWorker(w *worker, graceful bool) {
 	w.stopping = true
+	if w.killed {
+		return // dying on a deadline of its own (see abort): a drain must not put it off
+	}
 	stopTimer(w.beatTimer) // it has a deadline now
 	msg := control.Message{Type: control.TypeQuit}
 	deadline := quitTimeout

@@ -103,7 +103,9 @@ type Options struct {
 	// HeartbeatTimeout is how long a serving worker may go without a
 	// heartbeat (one a second) before the master kills it and restarts its
 	// slot: a stopped or wedged process would otherwise hold the
-	// connections it accepted for ever. At least 2s. Default
+	// connections it accepted for ever. On Unix it first gets SIGABRT (after
+	// SIGCONT), and its goroutines' stacks are logged with its exit, so the
+	// operator sees where it hung. At least 2s. Default
 	// DefaultHeartbeatTimeout.
 	HeartbeatTimeout time.Duration
 	// MaxBootFailures is how many failed boots in a row make a slot

@@ -63,7 +63,10 @@ type Exit struct {
 	Code int
 	// Signal is the signal that ended it, if one did.
 	Signal os.Signal
-	// Stderr holds the last lines the process wrote to its standard error.
+	// Stderr holds the last lines the process wrote to its standard error;
+	// with an ExecSpawner, a Go crash dump (a panic, a fatal error, the
+	// goroutine stacks of a hung worker's SIGABRT) whole, from its first
+	// line, up to 256 KiB.
 	Stderr []string
 }
 
@@ -89,7 +92,8 @@ type ExecSpawner struct {
 	// Stdout and Stderr receive the worker's output; default the master's.
 	// The last lines of stderr are kept for Exit.Stderr either way.
 	Stdout, Stderr io.Writer
-	// TailLines is how many lines of stderr Exit keeps; default 20.
+	// TailLines is how many lines of stderr Exit keeps; default 20. A Go
+	// crash dump is kept whole besides, up to 256 KiB (see Exit.Stderr).
 	TailLines int
 
 	// self: Path names this program (the master's own spawner), so the
@@ -331,13 +335,33 @@ func (p *execProcess) Wait() Exit {
 	return e
 }
 
-// tailWriter passes a worker's stderr through and keeps its last lines.
+// maxDump bounds the part of a Go crash dump a worker's Exit keeps:
+// every goroutine's stack of a busy server is hundreds of kilobytes, and
+// the master keeps one Exit per exited worker in memory until it is logged.
+const maxDump = 256 << 10
+
+// tailWriter passes a worker's stderr through and keeps its last lines for
+// Exit.Stderr — and a Go crash dump whole, from its first line on (see
+// dumpStart), up to dumpMax bytes: the "exited" record then carries every
+// goroutine's stack of a panic, of a runtime fatal error, or of a hung
+// worker's SIGABRT, where 20 lines would keep only the last goroutines.
+//
+// A dump past dumpMax is cut, with a note, and the last max lines are kept
+// after the note: the end of the output is never lost, whatever started
+// the dump. A dump start that comes once the dump in progress was cut
+// begins a new dump: a log line that happened to look like one does not
+// hide a real crash that follows much later.
 type tailWriter struct {
-	w    io.Writer
-	max  int
-	mu   sync.Mutex
-	buf  []string
-	part []byte
+	w       io.Writer
+	max     int // lines kept outside a dump, and after a cut one
+	dumpMax int // bytes of a dump kept; 0 means maxDump
+	mu      sync.Mutex
+	buf     []string // the last lines; while a dump is kept, those before it
+	dump    []string // the dump, from its first line; nil if none
+	size    int      // bytes in dump
+	past    int      // lines of the dump past dumpMax
+	after   []string // the last max of those
+	part    []byte
 }
 
 func (t *tailWriter) Write(p []byte) (int, error) {
@@ -361,16 +385,59 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 }
 
 func (t *tailWriter) push(line string) {
-	t.buf = append(t.buf, strings.TrimRight(line, "\r"))
-	if len(t.buf) > t.max {
-		t.buf = t.buf[len(t.buf)-t.max:]
+	line = strings.TrimRight(line, "\r")
+	switch {
+	case dumpStart(line) && (t.dump == nil || t.past > 0):
+		if t.dump != nil {
+			t.buf = t.after // the cut dump's last lines lead to the new one
+		}
+		t.dump, t.size, t.past, t.after = []string{line}, len(line)+1, 0, nil
+	case t.dump == nil:
+		t.buf = keepLast(append(t.buf, line), t.max)
+	case t.past == 0 && t.size+len(line)+1 <= cmp.Or(t.dumpMax, maxDump):
+		t.dump = append(t.dump, line)
+		t.size += len(line) + 1
+	default:
+		t.past++
+		t.after = keepLast(append(t.after, line), t.max)
 	}
+}
+
+func keepLast(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// dumpStart reports whether a line begins a Go crash dump: an unrecovered
+// panic, a runtime fatal error, or a deadly signal ("SIGABRT: abort",
+// "SIGQUIT: quit", "SIGSEGV: segmentation violation").
+func dumpStart(line string) bool {
+	if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ") {
+		return true
+	}
+	name, _, ok := strings.Cut(line, ": ")
+	if !ok || len(name) < 5 || !strings.HasPrefix(name, "SIG") {
+		return false
+	}
+	for _, c := range name[3:] {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *tailWriter) lines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := append([]string(nil), t.buf...)
+	out := append(append([]string(nil), t.buf...), t.dump...)
+	if cut := t.past - len(t.after); cut > 0 {
+		out = append(out, fmt.Sprintf("[... %d lines cut: Exit.Stderr keeps %d KiB of a crash dump; every line was passed on as it came ...]",
+			cut, cmp.Or(t.dumpMax, maxDump)>>10))
+	}
+	out = append(out, t.after...)
 	if len(t.part) > 0 {
 		out = append(out, string(t.part))
 	}

@@ -231,7 +231,7 @@ func (m *master) onExit(w *worker, exit Exit) {
 	if w.killTimer != nil {
 		w.killTimer.Stop()
 	}
-	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: w.stopping || m.stopping})
+	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: (w.stopping || m.stopping) && !w.killed})
 	s := w.s
 	switch {
 	case s.next == w:
