@@ -318,7 +318,7 @@ func (m *master) othersServe(s *slot) bool {
 	return false
 }
 
-func (s *slot) serves() bool { return s.w != nil && s.w.ready && !s.w.stopping }
+func (s *slot) serves() bool { return s.w != nil && s.w.ready && !s.w.stopping && !s.w.killed }
 
 // serving counts the active slots whose worker is ready.
 func (m *master) serving() int {
