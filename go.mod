@@ -10,7 +10,10 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require github.com/prometheus/common v0.72.0 // indirect
+require (
+	github.com/kylelemons/godebug v1.1.0 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,4 +91,14 @@ func withWorker(user []*dto.LabelPair, worker *dto.LabelPair) []*dto.LabelPair {
 // withoutWorker returns output labels without the worker label.
 func withoutWorker(labels []*dto.LabelPair) []*dto.LabelPair {
 	return slices.DeleteFunc(slices.Clone(labels), func(lp *dto.LabelPair) bool { return lp.GetName() == WorkerLabel })
+}
+
+// compareLabels orders sorted label sets as a registry orders series.
+func compareLabels(a, b []*dto.LabelPair) int {
+	for i := range min(len(a), len(b)) {
+		if c := cmp.Or(strings.Compare(a[i].GetName(), b[i].GetName()), strings.Compare(a[i].GetValue(), b[i].GetValue())); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a), len(b))
 }

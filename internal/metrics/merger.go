@@ -342,7 +342,6 @@ type seriesID struct {
 
 type outSeries struct {
 	slot int
-	key  string
 	m    *dto.Metric
 }
 
@@ -376,7 +375,7 @@ func (g *gathering) add(slot int, isBase bool, f *family) {
 		if o == nil {
 			m := strip(s.m)
 			m.Label = s.labels
-			o = &outSeries{slot: slot, key: s.key, m: m}
+			o = &outSeries{slot: slot, m: m}
 			of.series[id] = o
 			of.order = append(of.order, o)
 			continue
@@ -395,7 +394,7 @@ func (g *gathering) result() []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, 0, len(g.fams))
 	for _, of := range g.fams {
 		slices.SortFunc(of.order, func(a, b *outSeries) int {
-			return cmp.Or(cmp.Compare(a.slot, b.slot), cmp.Compare(a.key, b.key))
+			return cmp.Or(cmp.Compare(a.slot, b.slot), compareLabels(a.m.Label, b.m.Label))
 		})
 		of.mf.Metric = make([]*dto.Metric, len(of.order))
 		for i, o := range of.order {
