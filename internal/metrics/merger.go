@@ -393,6 +393,9 @@ func (g *gathering) add(slot int, isBase bool, f *family) {
 func (g *gathering) result() []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, 0, len(g.fams))
 	for _, of := range g.fams {
+		if len(of.order) == 0 {
+			continue // as a registry does: an exposition cannot show it
+		}
 		slices.SortFunc(of.order, func(a, b *outSeries) int {
 			return cmp.Or(cmp.Compare(a.slot, b.slot), compareLabels(a.m.Label, b.m.Label))
 		})
