@@ -225,11 +225,11 @@ func (t *timed) checkRunaway() {
 		return
 	}
 	ran := time.Since(t.start)
-	t.w.log.Error("handler still running after its request timed out: it ignores its context",
-		"method", t.method, "path", t.path, "duration", ran)
 	if t.w.ranAway.CompareAndSwap(false, true) && t.w.cfg.OnRunaway != nil {
 		t.w.cfg.OnRunaway(ran)
 	}
+	t.w.log.Error("handler still running after its request timed out: it ignores its context",
+		"method", t.method, "path", t.path, "duration", ran)
 }
 
 // extend moves the deadline to d from now; false once the request has
