@@ -3,6 +3,7 @@
 package prefork_test
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -112,11 +113,28 @@ func helperMain() int {
 		fmt.Fprintf(w, "worker=%d pid=%d\n", prefork.WorkerID(), pid)
 	})
 	// /slow answers once the client has sent its whole body: the test
-	// decides when the request ends, without a clock.
+	// decides when the request ends, without a clock. /slow?d= sleeps d
+	// instead, or until its context ends (RequestTimeout); /stuck?d=
+	// sleeps d whatever happens, a handler that ignores its context.
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		log.Info("slow request started", "pid", pid)
+		if d, err := time.ParseDuration(r.FormValue("d")); err == nil {
+			select {
+			case <-time.After(d):
+				fmt.Fprintf(w, "slept %v pid=%d\n", d, pid)
+			case <-r.Context().Done():
+				log.Info("slow request gave up", "pid", pid, "cause", context.Cause(r.Context()).Error())
+			}
+			return
+		}
 		n, err := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "done worker=%d pid=%d read=%d err=%v\n", prefork.WorkerID(), pid, n, err)
+	})
+	mux.HandleFunc("/stuck", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.FormValue("d"))
+		log.Info("stuck request started", "pid", pid)
+		time.Sleep(d)
+		fmt.Fprintf(w, "slept %v pid=%d\n", d, pid)
 	})
 	// /hijack holds its connection, as a WebSocket would, until the worker
 	// drains; then it says goodbye, so the client reconnects elsewhere.
@@ -159,6 +177,7 @@ func helperMain() int {
 		DrainIdle:        time.Duration(envInt("TEST_DRAIN_IDLE_S", 0)) * time.Second,
 		Logger:           log,
 	}
+	opts.RequestTimeout = time.Duration(envInt("TEST_REQUEST_TIMEOUT_MS", 0)) * time.Millisecond
 	opts.Recycle.MaxRequests = uint64(envInt("TEST_MAX_REQUESTS", 0))
 	opts.Recycle.MaxRequestsJitter = uint64(envInt("TEST_MAX_REQUESTS_JITTER", 0))
 	if cert := os.Getenv("TEST_TLS_CERT"); cert != "" {

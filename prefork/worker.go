@@ -152,7 +152,8 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 		return nil, err
 	}
 	w.core, err = core.New(core.Config{Listeners: lns, Server: cfg.Server, Handler: h,
-		DrainIdle: cfg.DrainIdle, Logger: w.log, OnDrain: markDraining})
+		DrainIdle: cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
+		RequestTimeout: cfg.RequestTimeout, OnRunaway: w.retireRunaway})
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +414,16 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 		w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
 	}
 	return stopReq{}, false
+}
+
+// retireRunaway asks the master, once, to recycle this worker: a handler
+// ran past its request timeout and its grace, ignoring its cancelled
+// context, and only the process's exit ends it. The worker serves on until
+// the master, its replacement ready, drains it; the drain does not wait
+// for the abandoned handler.
+func (w *workerRole) retireRunaway(d time.Duration) {
+	w.log.Warn("worker asks to be recycled", "reason", "runaway request", "duration", d)
+	w.send(control.Message{Type: control.TypeRetire, Reason: control.RetireRunaway, Value: uint64(d)})
 }
 
 func (w *workerRole) heartbeat() {

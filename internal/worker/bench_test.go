@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // The per-request cost the library adds inside a worker: the handler
@@ -77,3 +78,10 @@ type discardWriter struct{ h http.Header }
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// With a RequestTimeout, each request also gets a goroutine for its
+// handler, a timer, a cancellable context and a guarded ResponseWriter.
+func BenchmarkHandlerWrappedTimeout(b *testing.B) {
+	w := &Worker{cfg: Config{RequestTimeout: time.Minute}}
+	benchHandler(b, w.wrap(http.HandlerFunc(hello)))
+}

@@ -63,6 +63,25 @@ type Config struct {
 	// OnDrain, if set, is called once when a drain or a quit begins,
 	// before anything else changes.
 	OnDrain func()
+
+	// RequestTimeout, if set, bounds each request: once it has run that
+	// long (see ExtendDeadline), its context is cancelled, its client is
+	// answered 503 Service Unavailable with "Connection: close" — or, if
+	// the handler has begun its answer, cut off — and one record logs the
+	// method, the path, the duration and the handler's stack. The handler
+	// then runs on alone: what it writes goes nowhere, and neither the
+	// in-flight count nor a drain waits for it. Handlers run on a
+	// goroutine of their own, the server's goroutine waiting for them. A
+	// hijacked request has no timeout. 0 means none, and costs nothing.
+	RequestTimeout time.Duration
+	// RunawayGrace is how long a timed-out handler may take to return;
+	// 0 means RequestTimeout again, at least MinRunawayGrace.
+	RunawayGrace time.Duration
+	// OnRunaway, if set, is called once, on a goroutine of its own, when
+	// a handler still runs RunawayGrace after its request timed out: it
+	// ignores its context, and nothing in Go can stop it; d is how long
+	// it has run.
+	OnRunaway func(d time.Duration)
 }
 
 // Worker serves a handler on listeners until it is drained or quits.
@@ -78,6 +97,10 @@ type Worker struct {
 	requests atomic.Uint64
 	notify   atomic.Pointer[notice] // see NotifyAt
 	inflight atomic.Int64           // handlers running, hijacked ones (WebSockets) included
+
+	abandoned atomic.Int64 // handlers running after their request timed out
+	ranAway   atomic.Bool  // OnRunaway was called
+	lastDump  atomic.Int64 // when the last timed-out handler's stack was taken, in Unix ns
 
 	draining  atomic.Bool
 	drainc    chan struct{}
@@ -146,8 +169,13 @@ func (w *Worker) server(srv *http.Server) *http.Server {
 // wrap is the library's whole per-request cost in the handler path: a
 // request counter, an in-flight counter the drain waits on, and a check of
 // the drain flag so that each keep-alive client learns from the answer to
-// its next request to reconnect, elsewhere.
+// its next request to reconnect, elsewhere. With a RequestTimeout, h runs
+// under it, inside the counting: a request that timed out no longer
+// counts as in flight.
 func (w *Worker) wrap(h http.Handler) http.Handler {
+	if d := w.cfg.RequestTimeout; d > 0 {
+		h = w.timeout(h, d)
+	}
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if n := w.requests.Add(1); w.notify.Load() != nil {
 			w.notifyCount(n)
@@ -240,10 +268,16 @@ func (w *Worker) notifyCount(n uint64) {
 	}
 }
 
+// Abandoned is how many handlers still run after their request timed out
+// and was answered for them.
+func (w *Worker) Abandoned() int { return int(max(w.abandoned.Load(), 0)) }
+
 // Conns is how many connections are open, hijacked ones included.
 func (w *Worker) Conns() int { return w.conns.count() }
 
-// InFlight is how many handlers run now, hijacked ones included.
+// InFlight is how many requests are being served now, hijacked ones
+// included: a request that timed out and was answered for its handler no
+// longer counts (see Abandoned).
 func (w *Worker) InFlight() int { return int(max(w.inflight.Load(), 0)) }
 
 // Draining is closed when a drain or a quit begins.
