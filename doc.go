@@ -95,6 +95,13 @@
 // cannot boot leaves the old worker serving; the recycle is retried after
 // 1s, 2s, … up to a minute, and never counts towards MaxBootFailures.
 //
+// Options.RequestTimeout (off by default) bounds a request: past it, its
+// context is cancelled and the client gets 503, or, if the answer has
+// begun, a cut-off response; one record gives the handler's stack. A
+// handler that ignores its context for a grace period more cannot be
+// stopped in Go: its worker is recycled as above, and the goroutine goes
+// with it. [prefork.ExtendDeadline] lets a handler move its own deadline.
+//
 // Gunicorn's settings map to the options so:
 //
 //	max_requests          Recycle.MaxRequests
