@@ -38,7 +38,8 @@ var magic = [2]byte{'G', 'F'}
 type Type uint8
 
 // The message types. Worker→master: Ready, Heartbeat, ListenersClosed, Retire.
-// Master→worker: Drain, Quit, CloseListeners, RequestLimit.
+// Master→worker: Drain, Quit, CloseListeners, RequestLimit, Gather.
+// Worker→master also: Metrics.
 const (
 	// Ready: the worker is serving on every listener.
 	TypeReady Type = 1
@@ -64,7 +65,16 @@ const (
 	// the worker sends a heartbeat as soon as it has served that many, so
 	// the master learns of it at once rather than at the next second.
 	TypeRequestLimit Type = 8
+	// Gather: send a Metrics snapshot now, tagged with Seq.
+	TypeGather Type = 9
+	// Metrics: the worker's metrics (Payload, an encoded snapshot), in
+	// answer to the Gather numbered Seq; Final marks the last one a
+	// draining worker sends after its last request (Seq 0).
+	TypeMetrics Type = 10
 )
+
+// metricsHead is the fixed part of a Metrics payload: Seq and Final.
+const metricsHead = 9
 
 // Reasons a worker asks to be retired (Message.Reason of TypeRetire).
 const (
@@ -92,6 +102,10 @@ func (t Type) String() string {
 		return "retire"
 	case TypeRequestLimit:
 		return "request limit"
+	case TypeGather:
+		return "gather"
+	case TypeMetrics:
+		return "metrics"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -121,17 +135,26 @@ type Message struct {
 	Value  uint64
 	// Drain: how long in-flight requests may take.
 	Deadline time.Duration
+	// Gather and Metrics: the scrape's number; Metrics: the last
+	// snapshot of a draining worker, and the snapshot's bytes (a string,
+	// so that a Message stays comparable).
+	Seq     uint64
+	Final   bool
+	Payload string
 }
 
-// payloadLen is the exact payload size of each type as Append writes it;
-// any other size is malformed, except a heartbeat's first form.
+// payloadLen is the exact payload size of each type as Append writes it
+// (Metrics: its fixed part, which its snapshot follows); any other size is
+// malformed, except a heartbeat's first form.
 func payloadLen(t Type) (int, bool) {
 	switch t {
+	case TypeMetrics:
+		return metricsHead, true
 	case TypeReady, TypeQuit, TypeCloseListeners, TypeListenersClosed:
 		return 0, true
 	case TypeHeartbeat:
 		return heartbeatLen, true
-	case TypeDrain, TypeRequestLimit:
+	case TypeDrain, TypeRequestLimit, TypeGather:
 		return 8, true
 	case TypeRetire:
 		return 9, true
@@ -154,6 +177,12 @@ func Append(b []byte, m Message) ([]byte, error) {
 	if !ok {
 		return b, fmt.Errorf("%w: %d", ErrType, m.Type)
 	}
+	if m.Type == TypeMetrics {
+		if len(m.Payload) > MaxPayload-metricsHead {
+			return b, fmt.Errorf("%w: a %d-byte metrics snapshot (max %d)", ErrTooLarge, len(m.Payload), MaxPayload-metricsHead)
+		}
+		n += len(m.Payload)
+	}
 	b = append(b, magic[0], magic[1], Version, byte(m.Type))
 	b = binary.BigEndian.AppendUint32(b, uint32(n))
 	switch m.Type {
@@ -164,6 +193,12 @@ func Append(b []byte, m Message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, m.RSS)
 	case TypeRequestLimit:
 		b = binary.BigEndian.AppendUint64(b, m.Requests)
+	case TypeGather:
+		b = binary.BigEndian.AppendUint64(b, m.Seq)
+	case TypeMetrics:
+		b = binary.BigEndian.AppendUint64(b, m.Seq)
+		b = append(b, boolByte(m.Final))
+		b = append(b, m.Payload...)
 	case TypeRetire:
 		b = append(b, m.Reason)
 		b = binary.BigEndian.AppendUint64(b, m.Value)
@@ -235,7 +270,7 @@ func parseHeader(h [headerLen]byte) (Type, uint32, error) {
 	if !ok {
 		return t, n, fmt.Errorf("%w: %d", ErrType, h[3])
 	}
-	if int(n) != want && !(t == TypeHeartbeat && n == heartbeatLenV1) {
+	if int(n) != want && !(t == TypeHeartbeat && n == heartbeatLenV1) && !(t == TypeMetrics && int(n) > want) {
 		return 0, 0, fmt.Errorf("%w: %s with %d bytes (want %d)", ErrPayload, t, n, want)
 	}
 	return t, n, nil
@@ -255,6 +290,13 @@ func decodePayload(t Type, p []byte) (Message, error) {
 		m.Reason, m.Value = p[0], binary.BigEndian.Uint64(p[1:])
 	case TypeRequestLimit:
 		m.Requests = binary.BigEndian.Uint64(p)
+	case TypeGather:
+		m.Seq = binary.BigEndian.Uint64(p)
+	case TypeMetrics:
+		if p[8] > 1 {
+			return Message{}, fmt.Errorf("%w: metrics final flag %d", ErrPayload, p[8])
+		}
+		m.Seq, m.Final, m.Payload = binary.BigEndian.Uint64(p), p[8] == 1, string(p[metricsHead:])
 	case TypeDrain:
 		d := binary.BigEndian.Uint64(p)
 		if d > uint64(1<<63-1) {
@@ -263,4 +305,11 @@ func decodePayload(t Type, p []byte) (Message, error) {
 		m.Deadline = time.Duration(d)
 	}
 	return m, nil
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }

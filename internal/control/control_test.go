@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,6 +17,9 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeDrain, Deadline: 30 * time.Second},
 		{Type: TypeRetire, Reason: RetireRunaway, Value: uint64(31 * time.Second)},
 		{Type: TypeRequestLimit, Requests: 20000},
+		{Type: TypeGather, Seq: 7},
+		{Type: TypeMetrics, Seq: 7, Payload: "\x01snapshot"},
+		{Type: TypeMetrics, Final: true},
 		{Type: TypeQuit},
 		{Type: TypeCloseListeners},
 		{Type: TypeListenersClosed},
@@ -112,6 +116,8 @@ func FuzzRead(f *testing.F) {
 		{Type: TypeDrain, Deadline: time.Minute},
 		{Type: TypeRetire, Reason: RetireRunaway, Value: 7},
 		{Type: TypeRequestLimit, Requests: 1000},
+		{Type: TypeGather, Seq: 3},
+		{Type: TypeMetrics, Seq: 3, Final: true, Payload: "\x01\x05abcde"},
 		{Type: TypeCloseListeners}, {Type: TypeListenersClosed},
 	} {
 		b, _ := Append(nil, m)
@@ -186,5 +192,29 @@ func TestHeartbeatFirstForm(t *testing.T) {
 	}
 	if want := (Message{Type: TypeHeartbeat, Requests: 42, Active: 3}); m != want {
 		t.Fatalf("Read = %+v, want %+v", m, want)
+	}
+}
+
+// A Metrics frame carries a snapshot of any size up to the cap; its final
+// flag is 0 or 1, and a snapshot over the cap is refused when written.
+func TestMetricsFrame(t *testing.T) {
+	b, err := Append(nil, Message{Type: TypeMetrics, Seq: 1, Final: true, Payload: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[headerLen+8] = 2
+	if _, err := Read(bytes.NewReader(b)); !errors.Is(err, ErrPayload) {
+		t.Fatalf("final flag 2: %v, want ErrPayload", err)
+	}
+	short := []byte("GF\x01\x0a\x00\x00\x00\x04abcd")
+	if _, err := Read(bytes.NewReader(short)); !errors.Is(err, ErrPayload) {
+		t.Fatalf("4-byte metrics payload: %v, want ErrPayload", err)
+	}
+	big := strings.Repeat("m", MaxPayload-metricsHead)
+	if _, err := Append(nil, Message{Type: TypeMetrics, Payload: big}); err != nil {
+		t.Fatalf("a snapshot at the cap: %v", err)
+	}
+	if _, err := Append(nil, Message{Type: TypeMetrics, Payload: big + "m"}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a snapshot over the cap: %v, want ErrTooLarge", err)
 	}
 }
