@@ -5,15 +5,13 @@ go 1.26.0
 require (
 	github.com/cloudflare/tableflip v1.2.3
 	github.com/prometheus/client_model v0.6.3
+	github.com/prometheus/common v0.72.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.49.0
 	google.golang.org/protobuf v1.36.12
 )
 
-require (
-	github.com/kylelemons/godebug v1.1.0 // indirect
-	github.com/prometheus/common v0.72.0 // indirect
-)
+require github.com/kylelemons/godebug v1.1.0 // indirect
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -14,6 +14,7 @@ import (
 	"github.com/gracefork/gracefork/internal/sockets"
 	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/signals"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for the zero values of [Options].
@@ -26,6 +27,8 @@ const (
 	DefaultDrainIdle = time.Second
 	// DefaultUpgradeTimeout is tableflip's.
 	DefaultUpgradeTimeout = time.Minute
+	// DefaultMetricsTimeout is how long a scrape waits for the workers.
+	DefaultMetricsTimeout = time.Second
 	// DefaultHeartbeatTimeout is Gunicorn's default --timeout.
 	DefaultHeartbeatTimeout = 30 * time.Second
 )
@@ -147,6 +150,31 @@ type Options struct {
 	// no timeout, at no cost.
 	RequestTimeout time.Duration
 
+	// MetricsAddr, if set, is where the master serves every worker's
+	// Prometheus metrics and its own, merged, at /metrics — each worker's
+	// series labelled worker="<slot>" — and a status view at /status. A
+	// bare port (":9100") binds loopback only. The socket is bound with
+	// the others and survives upgrades. Off by default; Server's
+	// MetricsHandler serves the same on a route of the program's own.
+	MetricsAddr string
+	// MetricsGatherer is what a worker reports to the master: default
+	// prometheus.DefaultGatherer of the worker process, so that promauto
+	// metrics in handlers just work.
+	MetricsGatherer prometheus.Gatherer
+	// MetricsRegisterer, if set, also gets the master's own metrics
+	// (workers by state, restarts, reloads, recycles…). They are always
+	// served at MetricsAddr; gracefork never registers on the default
+	// registry unasked.
+	MetricsRegisterer prometheus.Registerer
+	// WorkerMetrics adds the library's per-worker metrics to what each
+	// worker reports: requests by code and method, their duration, in
+	// flight, open connections, and the Go and process collectors.
+	WorkerMetrics bool
+	// MetricsTimeout bounds a scrape's wait for the workers: one that has
+	// not answered by then is served from its last snapshot, marked stale.
+	// Default DefaultMetricsTimeout.
+	MetricsTimeout time.Duration
+
 	// PIDFile, if set, is written with the master's pid once every worker
 	// is ready (atomically), names the new master after an upgrade, and is
 	// removed at exit if it still names this one. A file that names a live
@@ -232,6 +260,7 @@ func (c *config) defaultDurations() error {
 		{"UpgradeTimeout", &c.UpgradeTimeout, DefaultUpgradeTimeout},
 		{"HeartbeatTimeout", &c.HeartbeatTimeout, DefaultHeartbeatTimeout},
 		{"RequestTimeout", &c.RequestTimeout, 0},
+		{"MetricsTimeout", &c.MetricsTimeout, DefaultMetricsTimeout},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
