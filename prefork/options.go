@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -216,7 +217,10 @@ type config struct {
 	Options
 	addrs  []sockets.Addr
 	fields []string // the field each addr came from, for error messages
-	procs  int      // GOMAXPROCS for each worker, 0 to inherit
+	// metricsAddr is MetricsAddr parsed, a bare port made loopback; its
+	// Network is "" when metrics are not served (master only).
+	metricsAddr sockets.Addr
+	procs       int // GOMAXPROCS for each worker, 0 to inherit
 	// defaultLogger: Options.Logger was nil; the master then logs to
 	// LogFile when one is set.
 	defaultLogger bool
@@ -287,6 +291,9 @@ func (c *config) validateMaster() error {
 		}
 	}
 	if err := c.checkRecycle(); err != nil {
+		return err
+	}
+	if err := c.parseMetricsAddr(); err != nil {
 		return err
 	}
 	if c.Signals == nil {
@@ -386,5 +393,31 @@ func (c *config) checkRecycle() error {
 	if p.MaxMemory > 0 && !rssSupported {
 		return &OptionError{Field: "Recycle.MaxMemory", Value: p.MaxMemory, Reason: "unsupported on " + runtime.GOOS + ": workers read their resident set size on Linux only", Err: errors.ErrUnsupported}
 	}
+	return nil
+}
+
+// parseMetricsAddr checks Options.MetricsAddr, in the master, which alone
+// binds it. A bare port (":9100") binds loopback: metrics tell an
+// outsider much about a service, so exposing them is a choice to write
+// out ("0.0.0.0:9100").
+func (c *config) parseMetricsAddr() error {
+	if c.MetricsAddr == "" {
+		return nil
+	}
+	a, err := sockets.Parse(c.MetricsAddr)
+	if err != nil {
+		return &OptionError{Field: "MetricsAddr", Value: c.MetricsAddr, Reason: err.Error()}
+	}
+	if a.Network == "tcp" {
+		if host, port, _ := net.SplitHostPort(a.Address); host == "" {
+			a.Address = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	for i, prev := range c.addrs {
+		if prev == a {
+			return &OptionError{Field: "MetricsAddr", Value: c.MetricsAddr, Reason: "repeats Options." + c.fields[i] + ": metrics need an address of their own"}
+		}
+	}
+	c.metricsAddr = a
 	return nil
 }
