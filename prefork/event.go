@@ -81,6 +81,7 @@ const (
 	EventRecycleFailed                             // the replacement did not boot; the old worker serves on and the recycle is retried after Delay [Slot, Delay, Err]
 	EventMetricsRejected                           // a worker's metrics snapshot was malformed (Err) and left out [Slot, Generation, Pid, Err]
 	EventMetricsError                              // gathering or serving the metrics failed (Err); what could be gathered was served [Err]
+	EventMetricsSettled                            // an exited worker's metrics were "folded" into its slot (it left as asked) or "dropped" (a crash), as Detail says [Slot, Generation, Pid, Detail]
 )
 
 // kindSpec describes a kind once: its log message (String), its level,
@@ -180,6 +181,7 @@ var kinds = [...]kindSpec{
 	EventRecycleFailed:        {name: "recycle failed", level: errL, fields: []field{slotF, f("Delay", "retry_in"), errF}},
 	EventMetricsRejected:      {name: "master rejects a worker's metrics snapshot", level: warn, fields: with(who, errF)},
 	EventMetricsError:         {name: "metrics", level: warn, master: true, fields: []field{errF}},
+	EventMetricsSettled:       {name: "worker metrics settled", level: debug, fields: with(who, f("Detail", "counts"))},
 }
 
 func (k EventKind) spec() *kindSpec {

@@ -236,12 +236,15 @@ func (m *master) onCtlDone(ev ctlDoneEvent) {
 // hung or boot-timeout kill, drops them, as Prometheus expects of a
 // crashed process.
 func (m *master) finishMetrics(w *worker) {
+	how := "dropped"
 	if w.expected {
+		how = "folded"
 		m.mx.merger.Retire(w.slot, w.gen, w.final) // ErrFinished only: nothing to do
 	} else {
 		m.mx.merger.Drop(w.slot, w.gen)
 	}
 	w.final = nil
+	m.emit(Event{Kind: EventMetricsSettled, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Detail: how})
 }
 
 // callEvent runs f in the loop.

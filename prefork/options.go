@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gracefork/gracefork/internal/sockets"
@@ -414,7 +415,7 @@ func (c *config) parseMetricsAddr() error {
 		}
 	}
 	for i, prev := range c.addrs {
-		if prev == a {
+		if prev == a && !strings.HasSuffix(a.Address, ":0") {
 			return &OptionError{Field: "MetricsAddr", Value: c.MetricsAddr, Reason: "repeats Options." + c.fields[i] + ": metrics need an address of their own"}
 		}
 	}
