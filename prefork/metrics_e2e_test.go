@@ -37,7 +37,7 @@ func sumOf(t *testing.T, body, name string) float64 {
 // with that worker's previous snapshot marked stale; /status lists both
 // workers.
 func TestE2EMetricsScrapeWithStoppedWorker(t *testing.T) {
-	p := startMaster(t, "TEST_WORKERS=2", "TEST_METRICS_ADDR=127.0.0.1:0", "TEST_METRICS_TIMEOUT_MS=500")
+	p := startMaster(t, "TEST_WORKERS=2", "TEST_METRICS_ADDR=localhost:0", "TEST_METRICS_TIMEOUT_MS=500")
 	var at int
 	addr := p.addr(&at)
 	metricsURL := "http://" + p.addr(&at) // bound after the serving sockets
@@ -86,7 +86,7 @@ func TestE2EMetricsNeverDecreaseAcrossReloads(t *testing.T) {
 	if !workerSideMerged {
 		t.Skip("needs the worker side of the metrics (workerSideMerged)")
 	}
-	p := startMaster(t, "TEST_WORKERS=2", "TEST_METRICS_ADDR=127.0.0.1:0")
+	p := startMaster(t, "TEST_WORKERS=2", "TEST_METRICS_ADDR=localhost:0")
 	var at int
 	addr := p.addr(&at)
 	metricsURL := "http://" + p.addr(&at) + "/metrics"
@@ -120,4 +120,34 @@ func TestE2EMetricsNeverDecreaseAcrossReloads(t *testing.T) {
 	if code := p.wait(); code != 0 {
 		t.Fatalf("master exit %d", code)
 	}
+}
+
+// The metrics socket is handed to a new master with the others: no
+// "address already in use", and once the old master has gone the new one
+// answers on it.
+func TestE2EMetricsSocketSurvivesUpgrade(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=1", "TEST_METRICS_ADDR=localhost:0")
+	var at int
+	p.addr(&at)
+	maddr := p.addr(&at)
+	master := pidOf(p.waitLog(&at, "serving", nil))
+	old := childrenOf(t, master)
+	old[-1] = master
+	fds := pidfds(t, old)
+	syscall.Kill(master, syscall.SIGUSR2)
+	next := p.upgraded(&at, master)
+	from := 0
+	p.waitFor(&from, "listening", func(rec map[string]any) bool {
+		return pidOf(rec) == next && rec["addr"] == maddr && rec["from"] == "inherited"
+	})
+	waitGone(t, fds)
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(get(t, newClient(), "http://"+maddr+"/status")), &st); err != nil || st.Pid != next {
+		t.Fatalf("/status from pid %d (%v), want the new master %d", st.Pid, err, next)
+	}
+	fds = pidfds(t, map[int]int{0: next})
+	syscall.Kill(next, syscall.SIGTERM)
+	waitGone(t, fds)
 }

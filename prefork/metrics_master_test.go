@@ -281,6 +281,7 @@ func TestMetricsAddrOptions(t *testing.T) {
 	for _, c := range []struct{ addr, want string }{
 		{"9100", `Options.MetricsAddr = "9100": `},
 		{"127.0.0.1:8125", `repeats Options.Addr`},
+		{":8125", `repeats Options.Addr`},
 	} {
 		_, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:8125", MetricsAddr: c.addr, Spawner: preforktest.NewSpawner()})
 		var oe *prefork.OptionError
@@ -288,19 +289,22 @@ func TestMetricsAddrOptions(t *testing.T) {
 			t.Errorf("MetricsAddr %q: New = %v, want an OptionError with %q", c.addr, err, c.want)
 		}
 	}
-	if err := errors.Unwrap(nil); err != nil {
+	// A bare port binds loopback.
+	s, err := prefork.New(nil, prefork.Options{Addr: "localhost:0", MetricsAddr: ":0", Spawner: preforktest.NewSpawner()})
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer s.Close()
+	if a := s.MetricsAddr(); a == nil || !strings.HasPrefix(a.String(), "127.0.0.1:") {
+		t.Fatalf("MetricsAddr() = %v, want 127.0.0.1:port", a)
 	}
 }
 
 // MetricsAddr is the master's: a bare port binds loopback, the workers are
 // not handed it, and it serves /metrics and /status.
 func TestMetricsAddrServesMetricsAndStatus(t *testing.T) {
-	r := newRig(t, prefork.Options{Workers: 1, MetricsAddr: ":0", MetricsTimeout: scrapeTimeout})
+	r := newRig(t, prefork.Options{Workers: 1, MetricsAddr: "localhost:0", MetricsTimeout: scrapeTimeout})
 	addr := r.m.MetricsAddr()
-	if addr == nil || !strings.HasPrefix(addr.String(), "127.0.0.1:") {
-		t.Fatalf("MetricsAddr() = %v, want 127.0.0.1:port", addr)
-	}
 	w := r.boot()
 	if w.Listeners != 1 {
 		t.Fatalf("worker handed %d sockets, want 1: the metrics socket is the master's", w.Listeners)

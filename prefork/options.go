@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/gracefork/gracefork/internal/sockets"
@@ -155,8 +154,9 @@ type Options struct {
 	// MetricsAddr, if set, is where the master serves every worker's
 	// Prometheus metrics and its own, merged, at /metrics — each worker's
 	// series labelled worker="<slot>" — and a status view at /status. A
-	// bare port (":9100") binds loopback only. The socket is bound with
-	// the others and survives upgrades. Off by default; Server's
+	// bare port (":9100") binds loopback only; it must differ from every
+	// serving address. The socket is bound with the others, is never
+	// handed to workers, and survives upgrades. Off by default; Server's
 	// MetricsHandler serves the same on a route of the program's own.
 	MetricsAddr string
 	// MetricsGatherer is what a worker reports to the master: default
@@ -415,8 +415,10 @@ func (c *config) parseMetricsAddr() error {
 		}
 	}
 	for i, prev := range c.addrs {
-		if prev == a && !strings.HasSuffix(a.Address, ":0") {
-			return &OptionError{Field: "MetricsAddr", Value: c.MetricsAddr, Reason: "repeats Options." + c.fields[i] + ": metrics need an address of their own"}
+		if prev == a {
+			// Port 0 included: tableflip hands sockets over by the address
+			// as written, so two ":0" would become one after an upgrade.
+			return &OptionError{Field: "MetricsAddr", Value: c.MetricsAddr, Reason: "repeats Options." + c.fields[i] + " (a bare port means 127.0.0.1): metrics need an address of their own"}
 		}
 	}
 	c.metricsAddr = a
