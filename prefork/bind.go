@@ -48,6 +48,9 @@ func (m *master) bindAll() error {
 		}
 		m.emit(Event{Kind: EventListening, Addr: listenAddr(ln), From: from})
 	}
+	if err := m.bindMetrics(acts); err != nil {
+		return err
+	}
 	for _, act := range acts {
 		if act.Listener != nil {
 			m.emit(Event{Kind: EventUnusedActivation, Addr: act.Listener.Addr().String(), Detail: act.Name})
@@ -191,6 +194,26 @@ func (m *master) unlinkOwned() {
 		}
 	}
 	m.owned = nil
+}
+
+// bindMetrics takes the socket of Options.MetricsAddr as the others are
+// taken — so that it survives upgrades through tableflip — and then keeps
+// it out of m.lns and m.files: the master serves it, workers never see it
+// (they get the serving listeners only, from fd 4 on).
+func (m *master) bindMetrics(acts []sockets.Activated) error {
+	a := m.cfg.metricsAddr
+	if a.Network == "" {
+		return nil
+	}
+	n := len(m.lns)
+	ln, from, err := m.bind(a, acts)
+	if err != nil {
+		return &OptionError{Field: "MetricsAddr", Value: m.cfg.MetricsAddr, Reason: err.Error(), Err: err}
+	}
+	m.metricsLn, m.metricsFile = m.lns[n], m.files[n]
+	m.lns, m.files = m.lns[:n], m.files[:n]
+	m.emit(Event{Kind: EventListening, Addr: listenAddr(ln), From: from})
+	return nil
 }
 
 func listenAddr(ln net.Listener) string {

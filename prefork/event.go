@@ -79,6 +79,9 @@ const (
 	EventRecycling                                 // a recycle began: a replacement (Generation, Pid) boots for Slot [Slot, Generation, Pid, Reason]
 	EventRecycled                                  // the replacement (Generation, Pid) is ready; the worker it replaces drains [Slot, Generation, Pid, Reason]
 	EventRecycleFailed                             // the replacement did not boot; the old worker serves on and the recycle is retried after Delay [Slot, Delay, Err]
+	EventMetricsRejected                           // a worker's metrics snapshot was malformed (Err) and left out [Slot, Generation, Pid, Err]
+	EventMetricsError                              // gathering or serving the metrics failed (Err); what could be gathered was served [Err]
+	EventMetricsSettled                            // an exited worker's metrics were "folded" into its slot (it left as asked) or "dropped" (a crash), as Detail says [Slot, Generation, Pid, Detail]
 )
 
 // kindSpec describes a kind once: its log message (String), its level,
@@ -176,6 +179,9 @@ var kinds = [...]kindSpec{
 	EventRecycling:            {name: "recycling", fields: with(who, f("Reason", "reason"))},
 	EventRecycled:             {name: "recycled", fields: with(who, f("Reason", "reason"))},
 	EventRecycleFailed:        {name: "recycle failed", level: errL, fields: []field{slotF, f("Delay", "retry_in"), errF}},
+	EventMetricsRejected:      {name: "master rejects a worker's metrics snapshot", level: warn, fields: with(who, errF)},
+	EventMetricsError:         {name: "metrics", level: warn, master: true, fields: []field{errF}},
+	EventMetricsSettled:       {name: "worker metrics settled", level: debug, fields: with(who, f("Detail", "counts"))},
 }
 
 func (k EventKind) spec() *kindSpec {
@@ -212,6 +218,9 @@ type Event struct {
 // emit logs e and hands it to OnEvent.
 func (m *master) emit(e Event) {
 	e.Time = m.clock.Now()
+	if m.mx != nil {
+		m.mx.own.observe(e)
+	}
 	m.cfg.Logger.LogAttrs(context.Background(), e.level(), e.Kind.String(), e.attrs()...)
 	if m.cfg.OnEvent != nil {
 		m.cfg.OnEvent(e)

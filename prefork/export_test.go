@@ -34,3 +34,15 @@ func Do(s *Server, a signals.Action) { s.m.do(request{a: a}) }
 
 // MarkerEnv is the worker marker's name, for tests that look for it.
 const MarkerEnv = markerEnv
+
+// ScrapeWaitsFor reports how many workers the latest scrape still waits
+// for, so a test lets its deadline pass only once the others' answers are in.
+func ScrapeWaitsFor(s *Server) int {
+	mx := s.m.mx
+	mx.mu.Lock()
+	defer mx.mu.Unlock()
+	if sc := mx.scrapes[mx.seq]; sc != nil {
+		return len(sc.want)
+	}
+	return 0
+}

@@ -44,10 +44,12 @@ func (m *master) watchHeartbeat(w *worker) {
 // that comes meanwhile does not put its kill off (see stopWorker).
 func (m *master) abort(w *worker) {
 	if len(dumpSignals) == 0 {
+		m.mx.own.leaving(w.gen, causeHung)
 		m.kill(w)
 		return
 	}
 	w.killed = true
+	m.mx.own.leaving(w.gen, causeHung)
 	stopTimer(w.beatTimer)
 	for _, sig := range dumpSignals {
 		w.proc.Signal(sig)

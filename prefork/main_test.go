@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gracefork/gracefork/prefork"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -109,7 +110,14 @@ func helperMain() int {
 			http.Error(w, err.Error(), 500)
 		}
 	})
+	// test_requests_total counts "/"'s answers, on the worker process's
+	// default registry, as a promauto counter in a handler would.
+	answers := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_requests_total", Help: "Answers of /."})
+	if prefork.IsWorker() && os.Getenv("TEST_METRICS_ADDR") != "" {
+		prometheus.MustRegister(answers)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		answers.Inc()
 		fmt.Fprintf(w, "worker=%d pid=%d\n", prefork.WorkerID(), pid)
 	})
 	// /slow answers once the client has sent its whole body: the test
@@ -178,6 +186,8 @@ func helperMain() int {
 		Logger:           log,
 	}
 	opts.RequestTimeout = time.Duration(envInt("TEST_REQUEST_TIMEOUT_MS", 0)) * time.Millisecond
+	opts.MetricsAddr = os.Getenv("TEST_METRICS_ADDR")
+	opts.MetricsTimeout = time.Duration(envInt("TEST_METRICS_TIMEOUT_MS", 0)) * time.Millisecond
 	opts.Recycle.MaxRequests = uint64(envInt("TEST_MAX_REQUESTS", 0))
 	opts.Recycle.MaxRequestsJitter = uint64(envInt("TEST_MAX_REQUESTS_JITTER", 0))
 	if cert := os.Getenv("TEST_TLS_CERT"); cert != "" {

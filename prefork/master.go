@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/gracefork/gracefork/internal/sdnotify"
 	"github.com/gracefork/gracefork/recycle"
 	"github.com/gracefork/gracefork/signals"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // master supervises the workers: the Server of the master process.
@@ -39,6 +41,11 @@ type master struct {
 
 	logFile *logFile // Options.LogFile, when set
 
+	mx          *masterMetrics
+	metricsLn   net.Listener // Options.MetricsAddr's socket, served by the master only
+	metricsFile *os.File     // its descriptor, kept as the workers' sockets are
+	metricsSrv  *http.Server // serves metricsLn while Run runs; owned by the loop
+
 	notify       *sdnotify.Notifier
 	watchdog     time.Duration // systemd watchdog ping interval, 0 if off
 	report       *os.File      // read end of the pipe a failed new master writes to
@@ -56,9 +63,12 @@ type master struct {
 	ended     bool // the loop has ended: requests are refused
 
 	// Owned by the loop goroutine.
-	gen      int
-	slots    []*slot // the active slots; len(slots) is the worker count now
-	workers  map[*worker]struct{}
+	gen     int
+	slots   []*slot // the active slots; len(slots) is the worker count now
+	workers map[*worker]struct{}
+	// reading: workers whose control channel is still being read — to its
+	// end, after their exit, for their final metrics snapshot.
+	reading  map[*worker]struct{}
 	stopping bool // shutting down: no more spawns
 	quitting bool // quick shutdown
 	stopErr  error
@@ -111,6 +121,12 @@ type worker struct {
 	tracker      *recycle.Tracker // its recycle limits, drawn when it became ready; nil without any
 	due          *recycle.Due     // the limit it reached: it waits to be recycled
 	usage        usage            // its latest heartbeat's counts
+	// Its metrics are settled (finishMetrics) once it has exited and its
+	// control channel has been read to the end, whichever comes last.
+	exited   bool
+	expected bool                // it exited as asked (EventExited's Expected)
+	ctlDone  bool                // its control reader has ended
+	final    []*dto.MetricFamily // the final snapshot it sent, if any
 }
 
 // Loop events.
@@ -148,7 +164,13 @@ func newMaster(cfg *config) (*master, error) {
 		events:  make(chan any, 64),
 		done:    make(chan struct{}),
 		workers: make(map[*worker]struct{}),
+		reading: make(map[*worker]struct{}),
 	}
+	mx, err := newMasterMetrics(m)
+	if err != nil {
+		return nil, err
+	}
+	m.mx = mx
 	if cfg.LogFile != "" {
 		lf, err := openLogFile(cfg.LogFile)
 		if err != nil {
@@ -211,6 +233,10 @@ type request struct {
 	n     int
 	reply chan error // buffered; nil when nobody waits
 	sig   os.Signal  // the signal that asked, if one did
+	// A scrape to start (the metrics handler), or a status to report
+	// (Server.Status): neither is an action.
+	gather *scrape
+	status chan []WorkerStatus // buffered
 }
 
 // answer completes the request's waiter, if it has one.
@@ -272,6 +298,7 @@ func (m *master) endActions() {
 // release closes the sockets of a master that never ran.
 func (m *master) release() {
 	m.endActions()
+	m.releaseMetrics()
 	m.closeSockets()
 	m.unlinkOwned()
 	if m.logFile != nil {
@@ -286,16 +313,20 @@ func (m *master) run(ctx context.Context) error {
 	stopCtx := context.AfterFunc(ctx, func() { m.do(request{a: signals.Shutdown}) })
 	ctx, cancel := context.WithCancel(context.Background())
 	m.watchPredecessor(ctx)
+	m.serveMetrics()
 	for _, s := range m.slots {
 		m.spawn(s, false)
 	}
 	// An upgrade in progress at the stop ends soon (closeSockets stopped
 	// tableflip); its outcome decides whether the new master must stop too.
-	for !(m.stopping && len(m.workers) == 0 && !m.upgrading) {
+	// The last workers' control channels are read to their end, so that
+	// their final metrics are folded before the metrics server stops.
+	for !(m.stopping && len(m.workers) == 0 && len(m.reading) == 0 && !m.upgrading) {
 		m.handle(<-m.events)
 	}
 	close(m.done)
 	m.endActions()
+	m.stopMetrics()
 	stopCtx()
 	cancel()
 	stopSignals()
@@ -415,6 +446,10 @@ func (m *master) handle(ev any) {
 		m.onUpgrade(ev)
 	case predecessorEvent:
 		m.onPredecessorGone(ev)
+	case ctlDoneEvent:
+		m.onCtlDone(ev)
+	case callEvent:
+		ev.f()
 	}
 	if _, ok := ev.(actionsEvent); ok || m.actionsLost() {
 		m.runActions()
@@ -433,6 +468,14 @@ func (m *master) actionsLost() bool {
 
 // onRequest acts on a request of a signal or a Server method.
 func (m *master) onRequest(r request) {
+	switch {
+	case r.gather != nil:
+		m.startScrape(r.gather)
+		return
+	case r.status != nil:
+		r.status <- m.workerStatus()
+		return
+	}
 	if r.scale {
 		if m.stopping {
 			r.answer(ErrServerClosed)

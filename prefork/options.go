@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -153,8 +154,9 @@ type Options struct {
 	// MetricsAddr, if set, is where the master serves every worker's
 	// Prometheus metrics and its own, merged, at /metrics — each worker's
 	// series labelled worker="<slot>" — and a status view at /status. A
-	// bare port (":9100") binds loopback only. The socket is bound with
-	// the others and survives upgrades. Off by default; Server's
+	// bare port (":9100") binds loopback only; it must differ from every
+	// serving address. The socket is bound with the others, is never
+	// handed to workers, and survives upgrades. Off by default; Server's
 	// MetricsHandler serves the same on a route of the program's own.
 	MetricsAddr string
 	// MetricsGatherer is what a worker reports to the master: default
@@ -216,7 +218,10 @@ type config struct {
 	Options
 	addrs  []sockets.Addr
 	fields []string // the field each addr came from, for error messages
-	procs  int      // GOMAXPROCS for each worker, 0 to inherit
+	// metricsAddr is MetricsAddr parsed, a bare port made loopback; its
+	// Network is "" when metrics are not served (master only).
+	metricsAddr sockets.Addr
+	procs       int // GOMAXPROCS for each worker, 0 to inherit
 	// defaultLogger: Options.Logger was nil; the master then logs to
 	// LogFile when one is set.
 	defaultLogger bool
@@ -287,6 +292,9 @@ func (c *config) validateMaster() error {
 		}
 	}
 	if err := c.checkRecycle(); err != nil {
+		return err
+	}
+	if err := c.parseMetricsAddr(); err != nil {
 		return err
 	}
 	if c.Signals == nil {
@@ -386,5 +394,33 @@ func (c *config) checkRecycle() error {
 	if p.MaxMemory > 0 && !rssSupported {
 		return &OptionError{Field: "Recycle.MaxMemory", Value: p.MaxMemory, Reason: "unsupported on " + runtime.GOOS + ": workers read their resident set size on Linux only", Err: errors.ErrUnsupported}
 	}
+	return nil
+}
+
+// parseMetricsAddr checks Options.MetricsAddr, in the master, which alone
+// binds it. A bare port (":9100") binds loopback: metrics tell an
+// outsider much about a service, so exposing them is a choice to write
+// out ("0.0.0.0:9100").
+func (c *config) parseMetricsAddr() error {
+	if c.MetricsAddr == "" {
+		return nil
+	}
+	a, err := sockets.Parse(c.MetricsAddr)
+	if err != nil {
+		return &OptionError{Field: "MetricsAddr", Value: c.MetricsAddr, Reason: err.Error()}
+	}
+	if a.Network == "tcp" {
+		if host, port, _ := net.SplitHostPort(a.Address); host == "" {
+			a.Address = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	for i, prev := range c.addrs {
+		if prev == a {
+			// Port 0 included: tableflip hands sockets over by the address
+			// as written, so two ":0" would become one after an upgrade.
+			return &OptionError{Field: "MetricsAddr", Value: c.MetricsAddr, Reason: "repeats Options." + c.fields[i] + " (a bare port means 127.0.0.1): metrics need an address of their own"}
+		}
+	}
+	c.metricsAddr = a
 	return nil
 }

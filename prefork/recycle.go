@@ -46,11 +46,12 @@ type usage struct {
 	active   uint32
 	inflight uint32
 	rss      uint64
+	at       time.Time // when it came
 }
 
 // onHeartbeat keeps a serving worker's counts and checks its limits.
 func (m *master) onHeartbeat(w *worker, msg control.Message) {
-	w.usage = usage{requests: msg.Requests, active: msg.Active, inflight: msg.InFlight, rss: msg.RSS}
+	w.usage = usage{requests: msg.Requests, active: msg.Active, inflight: msg.InFlight, rss: msg.RSS, at: m.clock.Now()}
 	if !w.ready || w.stopping {
 		return
 	}

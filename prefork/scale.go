@@ -52,6 +52,7 @@ func (m *master) retire(s *slot) {
 	}
 	for _, w := range []*worker{s.next, s.w} {
 		if w != nil && !w.stopping {
+			m.mx.own.leaving(w.gen, causeScale)
 			m.stopWorker(w, true)
 		}
 	}

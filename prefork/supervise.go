@@ -4,12 +4,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
 	"github.com/gracefork/gracefork/internal/control"
 	"github.com/gracefork/gracefork/internal/handoff"
 	"github.com/gracefork/gracefork/internal/sockets"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Restart backoff: the first restart after a crash is immediate, each
@@ -59,6 +61,7 @@ func (m *master) spawn(s *slot, next bool) {
 		s.w = w
 	}
 	m.workers[w] = struct{}{}
+	m.reading[w] = struct{}{}
 	w.bootTimer = m.after(m.cfg.BootTimeout, func() { m.onBootTimeout(w) })
 	m.wg.Go(func() { m.post(exitEvent{w, proc.Wait()}) })
 	m.wg.Go(func() { m.readControl(w) })
@@ -91,7 +94,14 @@ func (m *master) start(w *worker, reload bool) (Process, net.Conn, error) {
 	return proc, conn, nil
 }
 
+// readControl reads w's messages until its control channel ends, then
+// tells the loop, with the final metrics snapshot w sent, if any.
 func (m *master) readControl(w *worker) {
+	var final []*dto.MetricFamily
+	defer func() {
+		m.mx.answered(w, 0, true) // a scrape waits for it no longer
+		m.post(ctlDoneEvent{w, final})
+	}()
 	for {
 		msg, err := control.Read(w.ctl)
 		if errors.Is(err, control.ErrType) {
@@ -102,10 +112,14 @@ func (m *master) readControl(w *worker) {
 			continue
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, os.ErrDeadlineExceeded) {
 				m.post(ctlErrEvent{w, err})
 			}
 			return
+		}
+		if msg.Type == control.TypeMetrics {
+			m.onMetrics(w, msg, &final) // here, not in the loop: a snapshot is up to 4 MiB to decode
+			continue
 		}
 		m.post(msgEvent{w, msg})
 	}
@@ -165,10 +179,13 @@ func (m *master) onReady(w *worker) {
 		// Replace before retire: the new worker serves, then the old drains.
 		old := s.w
 		s.w, s.next = w, nil
+		cause := causeReload
 		if m.recycling(s) {
+			cause = causeRecycle
 			m.recycled(s, w)
 		}
 		if old != nil && !old.stopping {
+			m.mx.own.leaving(old.gen, cause)
 			m.stopWorker(old, true)
 		}
 		m.advanceReload()
@@ -225,13 +242,22 @@ func (m *master) onBootTimeout(w *worker) {
 func (m *master) onExit(w *worker, exit Exit) {
 	delete(m.workers, w)
 	defer m.listenersClosed(w) // its copies closed with it: a stop's first phase need not wait
-	w.ctl.Close()
+	w.exited = true
+	w.expected = (w.stopping || m.stopping) && !w.killed
+	if w.ctlDone {
+		w.ctl.Close()
+		m.finishMetrics(w)
+	} else {
+		// What it wrote before it exited — its final metrics — is still
+		// to be read; its end of the channel closed with it.
+		w.ctl.SetReadDeadline(time.Now().Add(ctlLinger))
+	}
 	w.bootTimer.Stop()
 	stopTimer(w.beatTimer)
 	if w.killTimer != nil {
 		w.killTimer.Stop()
 	}
-	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: (w.stopping || m.stopping) && !w.killed})
+	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: w.expected})
 	s := w.s
 	switch {
 	case s.next == w:

@@ -249,6 +249,19 @@ func (m *master) handOver(successor int) {
 	m.handedOver = true
 	m.successor = successor
 	m.emit(Event{Kind: EventUpgraded, Pid: successor})
+	for w := range m.workers {
+		m.mx.own.leaving(w.gen, causeUpgrade)
+	}
+	if srv := m.metricsSrv; srv != nil {
+		// The new master answers on the metrics socket from now on.
+		m.metricsSrv = nil
+		m.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			srv.Close()
+		})
+	}
 	if m.stopping {
 		// The new master became ready just as this one began to stop: it
 		// serves now, so a stop that was asked for goes on to it.

@@ -59,7 +59,7 @@ func (s *Spawner) Spawn(spec prefork.WorkerSpec) (prefork.Process, error) {
 	}
 	w := &Worker{
 		Slot: spec.Slot, Generation: spec.Generation, Env: spec.Env, Listeners: len(spec.Listeners),
-		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16), limit: make(chan uint64, 16),
+		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16), limit: make(chan uint64, 16), gather: make(chan uint64, 1024),
 		exited: make(chan struct{}), signals: make(chan os.Signal, 16),
 	}
 	go w.read()
@@ -94,6 +94,7 @@ type Worker struct {
 	closeAsked chan struct{}
 	holdClose  atomic.Bool
 	limit      chan uint64 // RequestLimit messages
+	gather     chan uint64 // Gather messages' scrape numbers
 	once       sync.Once
 	exited     chan struct{}
 	exit       prefork.Exit
@@ -239,6 +240,32 @@ func (w *Worker) WaitRequestLimit(t testing.TB) uint64 {
 	}
 }
 
+// WaitGather waits until the master asks the worker for a metrics
+// snapshot, and returns the scrape's number, for Metrics.
+func (w *Worker) WaitGather(t testing.TB) uint64 {
+	t.Helper()
+	select {
+	case seq := <-w.gather:
+		return seq
+	case <-time.After(Patience):
+		t.Fatalf("preforktest: worker slot %d gen %d was not asked for metrics within %v", w.Slot, w.Generation, Patience)
+		return 0
+	}
+}
+
+// Metrics answers the scrape numbered seq with a snapshot: metric
+// families encoded as a worker encodes its registry's (see
+// internal/metrics.Encode; the master rejects anything else).
+func (w *Worker) Metrics(seq uint64, snapshot []byte) error {
+	return w.send(control.Message{Type: control.TypeMetrics, Seq: seq, Payload: string(snapshot)})
+}
+
+// FinalMetrics sends the snapshot a draining worker sends after its last
+// request, before it exits.
+func (w *Worker) FinalMetrics(snapshot []byte) error {
+	return w.send(control.Message{Type: control.TypeMetrics, Final: true, Payload: string(snapshot)})
+}
+
 // WaitSignal waits until the master signals the worker.
 func (w *Worker) WaitSignal(t testing.TB) os.Signal {
 	t.Helper()
@@ -260,6 +287,13 @@ func (w *Worker) read() {
 				w.Exit(0) // the master closed the channel: it is gone
 			}
 			return
+		}
+		if m.Type == control.TypeGather {
+			select {
+			case w.gather <- m.Seq:
+			default: // a test that never looks: the master must not care
+			}
+			continue
 		}
 		if m.Type == control.TypeRequestLimit {
 			w.limit <- m.Requests
