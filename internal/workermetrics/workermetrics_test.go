@@ -17,7 +17,7 @@ func TestObserve(t *testing.T) {
 	m.Observe(get, 200, 3*time.Millisecond)
 	m.Observe(get, 404, time.Millisecond)
 	m.Observe(httptest.NewRequest("BREW", "/", nil), 418, time.Millisecond) // a method a client made up
-	m.Observe(get, 0, time.Hour)                                             // hijacked
+	m.Observe(get, 0, time.Hour)                                            // hijacked
 	want := `
 # HELP gracefork_worker_requests_total Requests this worker answered, by status code and method.
 # TYPE gracefork_worker_requests_total counter
