@@ -145,4 +145,3 @@ func TestE2EWorkerProcessSendsMetrics(t *testing.T) {
 		t.Fatalf("worker: %v\n%s", err, stderr)
 	}
 }
-
