@@ -21,6 +21,7 @@ import (
 
 	"github.com/gracefork/gracefork/prefork"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
@@ -96,6 +97,16 @@ func helperMain() int {
 		log.Info("boot child", "out", out, "err", fmt.Sprint(err))
 	}
 	pid := os.Getpid()
+	// With TEST_METRICS, each worker counts the answers of / in
+	// helper_requests_total, on a registry of its own that it reports
+	// to the master (MetricsGatherer), as promauto would on the default
+	// one.
+	var metricsReg *prometheus.Registry
+	helperAnswers := prometheus.NewCounter(prometheus.CounterOpts{Name: "helper_requests_total", Help: "Answers of /."})
+	if os.Getenv("TEST_METRICS") != "" {
+		metricsReg = prometheus.NewRegistry()
+		helperAnswers = promauto.With(metricsReg).NewCounter(prometheus.CounterOpts{Name: "helper_requests_total", Help: "Answers of /."})
+	}
 	mux := http.NewServeMux()
 	// /sigign reports which signals a process the handler starts inherits
 	// as ignored.
@@ -119,6 +130,7 @@ func helperMain() int {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		answers.Inc()
 		fmt.Fprintf(w, "worker=%d pid=%d\n", prefork.WorkerID(), pid)
+		helperAnswers.Inc()
 	})
 	// /slow answers once the client has sent its whole body: the test
 	// decides when the request ends, without a clock. /slow?d= sleeps d
@@ -186,7 +198,11 @@ func helperMain() int {
 		Logger:           log,
 	}
 	opts.RequestTimeout = time.Duration(envInt("TEST_REQUEST_TIMEOUT_MS", 0)) * time.Millisecond
+	if metricsReg != nil {
+		opts.MetricsGatherer = metricsReg
+	}
 	opts.MetricsAddr = os.Getenv("TEST_METRICS_ADDR")
+	opts.WorkerMetrics = os.Getenv("TEST_WORKER_METRICS") != ""
 	opts.MetricsTimeout = time.Duration(envInt("TEST_METRICS_TIMEOUT_MS", 0)) * time.Millisecond
 	opts.Recycle.MaxRequests = uint64(envInt("TEST_MAX_REQUESTS", 0))
 	opts.Recycle.MaxRequestsJitter = uint64(envInt("TEST_MAX_REQUESTS_JITTER", 0))

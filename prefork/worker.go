@@ -120,6 +120,7 @@ type workerRole struct {
 	log  *slog.Logger
 	ctl  net.Conn
 	core *core.Worker
+	gath *workerGather // the master's scrapes; see metrics_worker.go
 	wg   sync.WaitGroup
 	done chan struct{} // closed when the stop is done
 
@@ -151,9 +152,14 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.gath = newWorkerGather(w, cfg)
+	var observe func(*http.Request, int, time.Duration)
+	if w.gath.private != nil {
+		observe = w.gath.private.Observe
+	}
 	w.core, err = core.New(core.Config{Listeners: lns, Server: cfg.Server, Handler: h,
 		DrainIdle: cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
-		RequestTimeout: cfg.RequestTimeout, OnRunaway: w.retireRunaway})
+		RequestTimeout: cfg.RequestTimeout, OnRunaway: w.retireRunaway, Observe: observe})
 	if err != nil {
 		return nil, err
 	}
@@ -238,9 +244,17 @@ func (w *workerRole) run(ctx context.Context) error {
 		w.log.Debug("worker serving")
 		w.wg.Go(func() { w.readControl(stops) })
 		w.wg.Go(w.heartbeat)
+		// Not waited for: a collector stuck in the user's code must not
+		// keep the worker from exiting.
+		go w.gath.loop(w.done)
 		req, err = w.await(ctx, sigc, stops)
 	}
 	w.stop(*req, sigc, stops)
+	if req.drain {
+		// After the last request, before the channel closes: the
+		// master folds these counts into the slot's. A quit skips it.
+		w.gath.sendFinal(w.cfg.MetricsTimeout)
+	}
 	close(w.done)
 	w.send(w.beat()) // the last counters, before exiting
 	w.ctl.Close()
@@ -410,6 +424,8 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 		// next heartbeat: at 20,000 requests a second that is the
 		// difference between a limit and twice it.
 		w.core.NotifyAt(msg.Requests, func() { w.send(w.beat()) })
+	case control.TypeGather:
+		w.gath.ask(msg.Seq) // answered from another goroutine: never blocks
 	default:
 		w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
 	}

@@ -22,6 +22,14 @@ import (
 // returned) and a listener on 127.0.0.1.
 func inProcessRole(t *testing.T) (*workerRole, net.Conn) {
 	t.Helper()
+	return inProcessRoleWith(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, "hello")
+	}), Options{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+}
+
+// inProcessRoleWith is inProcessRole serving h with opts.
+func inProcessRoleWith(t *testing.T, h http.Handler, opts Options) (*workerRole, net.Conn) {
+	t.Helper()
 	mine, theirs, err := sockets.Pair()
 	if err != nil {
 		t.Fatal(err)
@@ -55,13 +63,11 @@ func inProcessRole(t *testing.T) (*workerRole, net.Conn) {
 	spec := handoff.Spec{Slot: 2, Gen: 7, Ctl: ctl, Fds: []int{lfd}}
 	defer func(f func() handoffState) { theHandoff = f }(theHandoff)
 	theHandoff = func() handoffState { return handoffState{set: true, spec: spec} }
-	cfg, err := Options{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)}.validate()
+	cfg, err := opts.validate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := newWorkerRole(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		io.WriteString(rw, "hello")
-	}), cfg)
+	w, err := newWorkerRole(h, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,15 @@
 //
 //	go run ./examples/hello -max-requests 20000 -max-requests-jitter 2000 -request-timeout 1s
 //	curl -i 'http://127.0.0.1:8080/slow?d=10s'
+//
+// Every worker counts the answers of / with a promauto counter,
+// hello_requests_total, on its own default registry. With -metrics-addr,
+// the master serves every worker's metrics, merged and labelled by worker
+// slot, at /metrics; -worker-metrics adds the library's own per-worker
+// metrics (requests by code and method, their duration, the Go runtime):
+//
+//	go run ./examples/hello -metrics-addr :9100 -worker-metrics
+//	curl http://127.0.0.1:9100/metrics
 package main
 
 import (
@@ -44,7 +53,17 @@ import (
 
 	"github.com/gracefork/gracefork/prefork"
 	"github.com/gracefork/gracefork/recycle"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
+
+// helloRequests counts the answers of /. promauto registers it on the
+// process's default registry, which is what each worker reports to the
+// master by default (Options.MetricsGatherer).
+var helloRequests = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "hello_requests_total",
+	Help: "Answers given by the hello handler.",
+})
 
 // config is what the flags say.
 type config struct {
@@ -57,6 +76,9 @@ type config struct {
 	recycle          recycle.Policy
 	heartbeatTimeout time.Duration
 	requestTimeout   time.Duration
+
+	metricsAddr   string
+	workerMetrics bool
 
 	fs *flag.FlagSet // the parsed flags, to name one in an error
 }
@@ -87,6 +109,8 @@ func parseFlagsTo(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&c.recycle.MinInterval, "min-recycle-interval", 0, "least time between two recycles across the pool")
 	fs.DurationVar(&c.heartbeatTimeout, "heartbeat-timeout", prefork.DefaultHeartbeatTimeout, "replace a worker silent this long, after a goroutine dump (at least 2s; Gunicorn's --timeout)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", 0, "answer 503 to a request still running after this and cancel its context (0: no timeout)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "if set, the master serves every worker's Prometheus metrics, merged and labelled by worker, at /metrics here (a bare :port binds loopback)")
+	fs.BoolVar(&c.workerMetrics, "worker-metrics", false, "add gracefork's per-worker metrics: requests by code and method, their duration, in flight, connections, Go runtime and process")
 	if err := fs.Parse(args); err != nil {
 		return c, err // the flag package has printed it
 	}
@@ -123,7 +147,7 @@ func (c config) check(fs *flag.FlagSet) error {
 // flagOf names the flag that sets each prefork.Options field.
 var flagOf = map[string]string{
 	"Addr": "addr", "Workers": "workers", "GracefulTimeout": "graceful-timeout", "PIDFile": "pidfile",
-	"HeartbeatTimeout": "heartbeat-timeout", "RequestTimeout": "request-timeout",
+	"HeartbeatTimeout": "heartbeat-timeout", "RequestTimeout": "request-timeout", "MetricsAddr": "metrics-addr",
 	"Recycle.MaxRequests": "max-requests", "Recycle.MaxRequestsJitter": "max-requests-jitter",
 	"Recycle.MaxAge": "max-age", "Recycle.MaxAgeJitter": "max-age-jitter",
 	"Recycle.MaxMemory": "max-memory", "Recycle.MinInterval": "min-recycle-interval",
@@ -161,6 +185,8 @@ func (c config) options() prefork.Options {
 		HeartbeatTimeout: c.heartbeatTimeout,
 		Recycle:          c.recycle,
 		RequestTimeout:   c.requestTimeout,
+		MetricsAddr:      c.metricsAddr,
+		WorkerMetrics:    c.workerMetrics,
 		Server:           &http.Server{ReadHeaderTimeout: 10 * time.Second},
 	}
 }
@@ -241,6 +267,7 @@ func newMux(pid int) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from worker=%d pid=%d\n", prefork.WorkerID(), pid)
+		helloRequests.Inc()
 	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		d, ok := sleepParam(w, r)

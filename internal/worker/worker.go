@@ -82,6 +82,13 @@ type Config struct {
 	// ignores its context, and nothing in Go can stop it; d is how long
 	// it has run.
 	OnRunaway func(d time.Duration)
+
+	// Observe, if set, is called after each request the handler
+	// answered, on the request's goroutine, with the status code it sent
+	// (200 if it wrote nothing; Hijacked if it took the connection) and
+	// how long it ran. It must be quick and safe for concurrent use; a
+	// handler that panics is not observed. Nil costs nothing.
+	Observe func(r *http.Request, code int, d time.Duration)
 }
 
 // Worker serves a handler on listeners until it is drained or quits.
@@ -171,10 +178,16 @@ func (w *Worker) server(srv *http.Server) *http.Server {
 // the drain flag so that each keep-alive client learns from the answer to
 // its next request to reconnect, elsewhere. With a RequestTimeout, h runs
 // under it, inside the counting: a request that timed out no longer
-// counts as in flight.
+// counts as in flight. With an Observe, the status code and the duration
+// are taken around that (see observe).
 func (w *Worker) wrap(h http.Handler) http.Handler {
 	if d := w.cfg.RequestTimeout; d > 0 {
 		h = w.timeout(h, d)
+	}
+	if w.cfg.Observe != nil {
+		// Outside the timeout: a 503 for a late handler is observed,
+		// and an abandoned handler never sees the pooled writer.
+		h = w.observe(h)
 	}
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if n := w.requests.Add(1); w.notify.Load() != nil {
