@@ -249,6 +249,12 @@ func TestQuitCutsDrainShort(t *testing.T) {
 func TestCloseListenersKeepsConnectionsAlive(t *testing.T) {
 	w := start(t, Config{Handler: newGated(), DrainIdle: long})
 	c := dial(t, w)
+	// The worker holds the test's only copy of the socket: closing it
+	// with the connection still in the accept queue would reset it (in a
+	// gracefork worker the master's copy keeps the queue).
+	for w.Conns() != 1 {
+		runtime.Gosched()
+	}
 	w.CloseListeners()
 	if nc, err := net.Dial("tcp", w.Addrs()[0].String()); err == nil {
 		nc.Close()
