@@ -10,11 +10,6 @@ import (
 	"testing"
 )
 
-// workerSideMerged says the worker side of the metrics (answering Gather,
-// the final snapshot of a draining worker) is in this build. It is built
-// on another branch; set it to true when both are merged.
-const workerSideMerged = false
-
 // sumOf adds up every series of a family in a text exposition.
 func sumOf(t *testing.T, body, name string) float64 {
 	t.Helper()
@@ -47,19 +42,15 @@ func TestE2EMetricsScrapeWithStoppedWorker(t *testing.T) {
 	get(t, c, "http://"+addr+"/")
 	body := get(t, c, metricsURL+"/metrics")
 	wantLines(t, body, `gracefork_master_workers{state="serving"} 2`)
-	if workerSideMerged {
-		wantLines(t, body, `gracefork_worker_metrics_stale{worker="0"} 0`, `gracefork_worker_metrics_stale{worker="1"} 0`)
-		if sumOf(t, body, "test_requests_total") != 1 {
-			t.Errorf("test_requests_total: want 1 in all; got:\n%s", body)
-		}
+	wantLines(t, body, `gracefork_worker_metrics_stale{worker="0"} 0`, `gracefork_worker_metrics_stale{worker="1"} 0`)
+	if sumOf(t, body, "test_requests_total") != 1 {
+		t.Errorf("test_requests_total: want 1 in all; got:\n%s", body)
 	}
 
 	syscall.Kill(pids[1], syscall.SIGSTOP)
 	defer syscall.Kill(pids[1], syscall.SIGCONT)
 	body = get(t, c, metricsURL+"/metrics") // returns: the stopped worker does not hold it
-	if workerSideMerged {
-		wantLines(t, body, `gracefork_worker_metrics_stale{worker="0"} 0`, `gracefork_worker_metrics_stale{worker="1"} 1`)
-	}
+	wantLines(t, body, `gracefork_worker_metrics_stale{worker="0"} 0`, `gracefork_worker_metrics_stale{worker="1"} 1`)
 	var st struct {
 		Workers []struct {
 			Slot  int    `json:"slot"`
@@ -83,9 +74,6 @@ func TestE2EMetricsScrapeWithStoppedWorker(t *testing.T) {
 // Under a strict load, through reloads, the pool's count of answers never
 // goes down, and ends equal to what the client got.
 func TestE2EMetricsNeverDecreaseAcrossReloads(t *testing.T) {
-	if !workerSideMerged {
-		t.Skip("needs the worker side of the metrics (workerSideMerged)")
-	}
 	p := startMaster(t, "TEST_WORKERS=2", "TEST_METRICS_ADDR=localhost:0")
 	var at int
 	addr := p.addr(&at)
