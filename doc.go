@@ -115,6 +115,20 @@
 // for it. It serves on while its replacement boots, so it answers a few
 // more requests than its limit under load.
 //
+// # Metrics
+//
+// With Options.MetricsAddr the master serves every worker's Prometheus
+// metrics and its own, merged, at /metrics, each worker's series labelled
+// worker="<slot>", and a status view at /status. Handlers register their
+// metrics as usual (promauto, on the worker process's default registry, or
+// Options.MetricsGatherer). A scrape gathers from every worker over its
+// control channel within MetricsTimeout; a worker that does not answer in
+// time is served from its last snapshot and marked stale. A worker that
+// leaves as asked sends a final snapshot that is folded into its slot, so
+// a reload, a recycle or a scale-down never makes a total go down; a
+// crash resets that worker's part. Options.WorkerMetrics adds the
+// library's request metrics per worker.
+//
 // # Upgrade
 //
 // An upgrade (USR2, or [prefork.Server.Upgrade], which returns once the new
