@@ -179,16 +179,7 @@ func (m *master) pauseRecycle() {
 	}
 	r.queue = append([]*worker{r.old}, r.queue...) // advanceRecycle drops it if it is gone
 	r.cur, r.old = nil, nil
-	w := s.next
-	if w == nil {
-		return
-	}
-	s.next = nil
-	if s.w == nil {
-		s.w = w
-		return
-	}
-	m.stopWorker(w, false)
+	m.endReplacement(s)
 }
 
 // dropRecycle forgets the recycle of a slot that is no longer active.

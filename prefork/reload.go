@@ -176,17 +176,24 @@ func (m *master) reloadFailed(s *slot, exit Exit, spawnErr error) {
 // its worker meanwhile stays, as the slot's refill.
 func (m *master) abandonReplacements() {
 	for _, o := range m.slots {
-		w := o.next
-		if w == nil {
-			continue
-		}
-		o.next = nil
-		if o.w == nil {
-			o.w = w
-			continue
-		}
-		m.stopWorker(w, false)
+		m.endReplacement(o)
 	}
+}
+
+// endReplacement ends the boot of s's replacement, if one boots: it quits,
+// unless s has lost its worker meanwhile and the replacement is all it
+// has, in which case it stays, as the slot's refill.
+func (m *master) endReplacement(s *slot) {
+	w := s.next
+	if w == nil {
+		return
+	}
+	s.next = nil
+	if s.w == nil {
+		s.w = w
+		return
+	}
+	m.stopWorker(w, false)
 }
 
 // degradedErr is the boot error of the first slot that could not be
