@@ -198,10 +198,20 @@ func (w *Worker) ListenersClosed() error {
 // listeners.
 func (w *Worker) WaitCloseListeners(t testing.TB) {
 	t.Helper()
+	await(t, w, w.closeAsked, "was not told to close its listeners")
+}
+
+// await returns the next value from c, or fails the test after Patience,
+// saying that the worker what.
+func await[T any](t testing.TB, w *Worker, c <-chan T, what string) T {
+	t.Helper()
 	select {
-	case <-w.closeAsked:
+	case v := <-c:
+		return v
 	case <-time.After(Patience):
-		t.Fatalf("preforktest: worker slot %d gen %d was not told to close its listeners within %v", w.Slot, w.Generation, Patience)
+		t.Fatalf("preforktest: worker slot %d gen %d %s within %v", w.Slot, w.Generation, what, Patience)
+		var zero T
+		return zero
 	}
 }
 
@@ -231,26 +241,14 @@ func (w *Worker) WaitStop(t testing.TB) Stop {
 // limit for recycling, and returns it.
 func (w *Worker) WaitRequestLimit(t testing.TB) uint64 {
 	t.Helper()
-	select {
-	case n := <-w.limit:
-		return n
-	case <-time.After(Patience):
-		t.Fatalf("preforktest: worker slot %d gen %d was told no request limit within %v", w.Slot, w.Generation, Patience)
-		return 0
-	}
+	return await(t, w, w.limit, "was told no request limit")
 }
 
 // WaitGather waits until the master asks the worker for a metrics
 // snapshot, and returns the scrape's number, for Metrics.
 func (w *Worker) WaitGather(t testing.TB) uint64 {
 	t.Helper()
-	select {
-	case seq := <-w.gather:
-		return seq
-	case <-time.After(Patience):
-		t.Fatalf("preforktest: worker slot %d gen %d was not asked for metrics within %v", w.Slot, w.Generation, Patience)
-		return 0
-	}
+	return await(t, w, w.gather, "was not asked for metrics")
 }
 
 // Metrics answers the scrape numbered seq with a snapshot: metric
@@ -269,13 +267,7 @@ func (w *Worker) FinalMetrics(snapshot []byte) error {
 // WaitSignal waits until the master signals the worker.
 func (w *Worker) WaitSignal(t testing.TB) os.Signal {
 	t.Helper()
-	select {
-	case s := <-w.signals:
-		return s
-	case <-time.After(Patience):
-		t.Fatalf("preforktest: worker slot %d gen %d got no signal within %v", w.Slot, w.Generation, Patience)
-		return nil
-	}
+	return await(t, w, w.signals, "got no signal")
 }
 
 func (w *Worker) read() {
