@@ -111,6 +111,28 @@ func upgradeDone(t *testing.T, p *proc, at int, master, next int) {
 	}
 }
 
+// settled waits, once the load has stopped, until every worker but the
+// serving ones (n) has exited — and so had its final counts folded — by
+// p's log from at.
+func settled(p *proc, at, n int) {
+	p.t.Helper()
+	count := func(msg string) int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		c := 0
+		for _, rec := range p.logs[at:] {
+			if rec["msg"] == msg {
+				c++
+			}
+		}
+		return c
+	}
+	from := at
+	for count("exited") < count("spawned")-n {
+		p.waitLog(&from, "exited", nil) // the next one, seen or new: from catches up, then waits
+	}
+}
+
 // Across a binary upgrade under a strict load, the pool's count of
 // answers never goes down — the new master continues the old one's
 // totals, the old pool's last drained requests included — and ends equal
@@ -150,6 +172,55 @@ func TestE2EMetricsContinueAcrossUpgrade(t *testing.T) {
 	check("after the old master's end")
 	load.waitMore(t, 200)
 	load.finish(t)
+	settled(p, 0, 2)
+	sums := sc.finish(t)
+	last, err := scrapeSum(newClient(), metricsURL, "test_requests_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sums); n > 0 && last < sums[n-1] {
+		t.Errorf("test_requests_total went down at the last scrape: %v after %v", last, sums[n-1])
+	}
+	if got := float64(load.count()); last < got || last > got+conns {
+		t.Errorf("test_requests_total = %v; the client got %v answers (%d may have been in flight)", last, got, conns)
+	}
+	fds := pidfds(t, map[int]int{0: next})
+	syscall.Kill(next, syscall.SIGTERM)
+	waitGone(t, fds)
+}
+
+// The end-to-end check, with the test binary standing in for
+// examples/hello (the same Options path): 2 workers under a strict load,
+// scraped every 100 ms through 10 reloads, recycles and a binary upgrade.
+// The pool's count of answers never goes down, and ends equal to the
+// number of answers the client got, within the requests in flight.
+func TestE2EMetricsNeverDecreaseThroughEverything(t *testing.T) {
+	p := startMaster(t, "TEST_WORKERS=2", "TEST_METRICS_ADDR=localhost:0", "TEST_MAX_REQUESTS=400")
+	var at int
+	addr := p.addr(&at)
+	metricsURL := "http://" + p.addr(&at) + "/metrics"
+	p.ready(&at, 2)
+	master := pidOf(p.waitLog(&at, "serving", nil))
+	const conns = 8
+	load := startLoad(addr, conns)
+	load.waitMore(t, 100)
+	sc := startScraper(metricsURL, "test_requests_total")
+	for range 10 {
+		p.signal(syscall.SIGHUP)
+		p.waitLog(&at, "reload done", nil)
+		load.waitMore(t, 100)
+	}
+	from := at
+	p.signal(syscall.SIGUSR2)
+	next := p.upgraded(&from, master)
+	upgradeDone(t, p, at, master, next)
+	recycled := 0
+	for range 5 { // those during the reloads count; the load goes on until there are 5
+		p.waitLog(&recycled, "recycled", nil)
+	}
+	load.waitMore(t, 100)
+	load.finish(t)
+	settled(p, 0, 2)
 	sums := sc.finish(t)
 	last, err := scrapeSum(newClient(), metricsURL, "test_requests_total")
 	if err != nil {
