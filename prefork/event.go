@@ -82,6 +82,7 @@ const (
 	EventMetricsRejected                           // a worker's metrics snapshot was malformed (Err) and left out [Slot, Generation, Pid, Err]
 	EventMetricsError                              // gathering or serving the metrics failed (Err); what could be gathered was served [Err]
 	EventMetricsSettled                            // an exited worker's metrics were "folded" into its slot (it left as asked) or "dropped" (a crash), as Detail says [Slot, Generation, Pid, Detail]
+	EventMetricsImported                           // after a binary upgrade, the old master's totals were added to this master's (Detail: their size), or could not be (Err): its counts start over [Detail, Err]
 )
 
 // kindSpec describes a kind once: its log message (String), its level,
@@ -182,6 +183,7 @@ var kinds = [...]kindSpec{
 	EventMetricsRejected:      {name: "master rejects a worker's metrics snapshot", level: warn, fields: with(who, errF)},
 	EventMetricsError:         {name: "metrics", level: warn, master: true, fields: []field{errF}},
 	EventMetricsSettled:       {name: "worker metrics settled", level: debug, fields: with(who, f("Detail", "counts"))},
+	EventMetricsImported:      {name: "metrics continue the old master's totals", worse: warn, master: true, fields: []field{opt("Detail", "size"), opt("Err", "err")}},
 }
 
 func (k EventKind) spec() *kindSpec {

@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/gracefork/gracefork/signals"
 )
@@ -46,3 +47,12 @@ func ScrapeWaitsFor(s *Server) int {
 	}
 	return 0
 }
+
+// SetMetricsExport makes s's master, once it has handed over to a new
+// one, write its metrics totals into w, as into the pipe a real upgrade
+// passes on (a test's upgrade function starts no process).
+func SetMetricsExport(s *Server, w *os.File) { s.m.mx.upgrade.out = w }
+
+// SetMetricsImport makes s's master, before Run, read an old master's
+// totals from r, as a master started by an upgrade does.
+func SetMetricsImport(s *Server, r *os.File) { s.m.setMetricsImport(r) }

@@ -313,6 +313,7 @@ func (m *master) run(ctx context.Context) error {
 	stopCtx := context.AfterFunc(ctx, func() { m.do(request{a: signals.Shutdown}) })
 	ctx, cancel := context.WithCancel(context.Background())
 	m.watchPredecessor(ctx)
+	m.readMetricsImport()
 	m.serveMetrics()
 	for _, s := range m.slots {
 		m.spawn(s, false)
@@ -334,6 +335,7 @@ func (m *master) run(ctx context.Context) error {
 		m.watchdogTimer.Stop()
 	}
 	m.closeSockets()
+	m.exportMetrics() // after tableflip's copy of the pipe is closed: a new master that does not read it cannot hold the write
 	m.wg.Wait()
 	m.unlinkOwned()
 	if m.cfg.PIDFile != "" && !m.handedOver {

@@ -37,6 +37,7 @@ type masterMetrics struct {
 	reg     *prometheus.Registry
 	own     *ownMetrics
 	handler http.Handler
+	upgrade metricsUpgrade
 
 	mu      sync.Mutex
 	seq     uint64
@@ -103,7 +104,11 @@ func (s *Server) MetricsAddr() net.Addr {
 // control readers. It returns when all have answered or gone, when
 // MetricsTimeout has passed on the master's clock, when ctx ends or when
 // the loop has ended; a stopped worker never holds a scrape longer.
+//
+// In a new master after a binary upgrade, it first waits for the old
+// master's totals (see awaitImport).
 func (m *master) refreshMetrics(ctx context.Context) {
+	m.awaitImport(ctx)
 	timeout := make(chan struct{})
 	t := m.clock.AfterFunc(m.cfg.MetricsTimeout, func() { close(timeout) })
 	defer t.Stop()
@@ -304,6 +309,7 @@ func (m *master) stopMetrics() {
 
 // releaseMetrics closes the metrics socket of a master that never ran.
 func (m *master) releaseMetrics() {
+	m.closeMetricsUpgrade()
 	if m.metricsLn != nil {
 		m.metricsLn.Close()
 		m.metricsFile.Close()

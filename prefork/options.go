@@ -158,6 +158,15 @@ type Options struct {
 	// serving address. The socket is bound with the others, is never
 	// handed to workers, and survives upgrades. Off by default; Server's
 	// MetricsHandler serves the same on a route of the program's own.
+	//
+	// At a binary upgrade the new master continues the old one's totals:
+	// the old master, once its workers have drained, hands what they
+	// counted to the new one, and until those totals are in (at most
+	// UpgradeTimeout + GracefulTimeout + 6 s after the new master starts)
+	// the new master holds its scrapes rather than serve its own pool's
+	// counts alone, which Prometheus would read as a reset. An old master
+	// killed before its end hands over nothing: the counts start over, as
+	// after a crash.
 	MetricsAddr string
 	// MetricsGatherer is what a worker reports to the master: default
 	// prometheus.DefaultGatherer of the worker process, so that promauto

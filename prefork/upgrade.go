@@ -84,6 +84,7 @@ func (m *master) setupUpgrader() error {
 	}
 	if upg != nil && upg.HasParent() {
 		m.parentReport, _ = upg.Fds.File(reportFile)
+		m.takeMetricsImport()
 	}
 	return nil
 }
@@ -147,6 +148,11 @@ func (m *master) startUpgrade(reply chan error) {
 		return
 	}
 	if err := m.prepareReport(); err != nil {
+		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
+		answer(reply, err)
+		return
+	}
+	if err := m.prepareMetricsExport(); err != nil {
 		m.emit(Event{Kind: EventUpgradeFailed, Err: err})
 		answer(reply, err)
 		return
