@@ -125,8 +125,9 @@
 // control channel within MetricsTimeout; a worker that does not answer in
 // time is served from its last snapshot and marked stale. A worker that
 // leaves as asked sends a final snapshot that is folded into its slot, so
-// a reload, a recycle or a scale-down never makes a total go down; a
-// crash resets that worker's part. Options.WorkerMetrics adds the
+// a reload, a recycle or a scale-down never makes a total go down; after a
+// binary upgrade the new master continues the old one's totals. A crash
+// resets that worker's part. Options.WorkerMetrics adds the
 // library's request metrics per worker.
 //
 // # Upgrade
