@@ -171,22 +171,7 @@ func TestE2EMetricsContinueAcrossUpgrade(t *testing.T) {
 	upgradeDone(t, p, at, master, next)
 	check("after the old master's end")
 	load.waitMore(t, 200)
-	load.finish(t)
-	settled(p, 0, 2)
-	sums := sc.finish(t)
-	last, err := scrapeSum(newClient(), metricsURL, "test_requests_total")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(sums); n > 0 && last < sums[n-1] {
-		t.Errorf("test_requests_total went down at the last scrape: %v after %v", last, sums[n-1])
-	}
-	if got := float64(load.count()); last < got || last > got+conns {
-		t.Errorf("test_requests_total = %v; the client got %v answers (%d may have been in flight)", last, got, conns)
-	}
-	fds := pidfds(t, map[int]int{0: next})
-	syscall.Kill(next, syscall.SIGTERM)
-	waitGone(t, fds)
+	finishCounted(t, p, load, sc, metricsURL, conns, next)
 }
 
 // The end-to-end check, with the test binary standing in for
@@ -219,6 +204,15 @@ func TestE2EMetricsNeverDecreaseThroughEverything(t *testing.T) {
 		p.waitLog(&recycled, "recycled", nil)
 	}
 	load.waitMore(t, 100)
+	finishCounted(t, p, load, sc, metricsURL, conns, next)
+}
+
+// finishCounted stops the load and, once every retired worker has exited,
+// checks that the last scrape did not go down and counts the client's
+// answers, within the conns requests that may have been in flight; then
+// stops the master next.
+func finishCounted(t *testing.T, p *proc, load *strictLoad, sc *scraper, metricsURL string, conns, next int) {
+	t.Helper()
 	load.finish(t)
 	settled(p, 0, 2)
 	sums := sc.finish(t)
@@ -229,7 +223,7 @@ func TestE2EMetricsNeverDecreaseThroughEverything(t *testing.T) {
 	if n := len(sums); n > 0 && last < sums[n-1] {
 		t.Errorf("test_requests_total went down at the last scrape: %v after %v", last, sums[n-1])
 	}
-	if got := float64(load.count()); last < got || last > got+conns {
+	if got := float64(load.count()); last < got || last > got+float64(conns) {
 		t.Errorf("test_requests_total = %v; the client got %v answers (%d may have been in flight)", last, got, conns)
 	}
 	fds := pidfds(t, map[int]int{0: next})

@@ -190,8 +190,8 @@ func (w *Worker) wrap(h http.Handler) http.Handler {
 		h = w.observe(h)
 	}
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if n := w.requests.Add(1); w.notify.Load() != nil {
-			w.notifyCount(n)
+		if n, c := w.requests.Add(1), w.notify.Load(); c != nil && c.n == n {
+			go c.f()
 		}
 		w.inflight.Add(1)
 		defer w.inflight.Add(-1)
@@ -273,12 +273,6 @@ func (w *Worker) NotifyAt(n uint64, f func()) {
 type notice struct {
 	n uint64
 	f func()
-}
-
-func (w *Worker) notifyCount(n uint64) {
-	if c := w.notify.Load(); c != nil && c.n == n {
-		go c.f()
-	}
 }
 
 // Abandoned is how many handlers still run after their request timed out
