@@ -59,6 +59,15 @@ type Options struct {
 	// Addrs are further addresses to listen on; every worker serves them all.
 	Addrs []string
 
+	// SingleProcess serves the handler in this process, with no master and
+	// no worker processes: the mode to choose where an orchestrator
+	// (Kubernetes, Nomad, ECS) supervises and restarts the process. The
+	// environment variable GRACEFORK_SINGLE_PROCESS (SingleProcessEnv) set
+	// to 1 or true chooses it too, so that one image runs either way; it is
+	// the only mode on platforms without worker processes (Windows). See
+	// the package documentation's "Single-process mode".
+	SingleProcess bool
+
 	// Workers is the number of worker processes, at most MaxWorkers;
 	// default: GOMAXPROCS of the master, that is, one per available core.
 	Workers int
@@ -96,6 +105,16 @@ type Options struct {
 	// after a worker is told to stop. The master kills what is left a
 	// little after it. Default DefaultGracefulTimeout.
 	GracefulTimeout time.Duration
+	// ShutdownDelay is how long a graceful stop (SIGTERM, Shutdown) keeps
+	// serving normally after it begins, with the readiness handler
+	// ([ReadyHandler]) already failing: an orchestrator or a load balancer
+	// that takes the instance out of rotation when it starts to stop
+	// (Kubernetes removes a terminating pod from its endpoints at the same
+	// time as it sends SIGTERM) still sends requests for a while, and they
+	// are served, keep-alive and all. Then the drain begins. Reloads,
+	// recycles and upgrades do not wait for it. Default 0: the readiness
+	// handler fails and the drain begins at once.
+	ShutdownDelay time.Duration
 	// DrainIdle is how long a draining worker waits for the next request
 	// on a silent keep-alive connection before it closes it. Default
 	// DefaultDrainIdle.
@@ -275,6 +294,7 @@ func (c *config) defaultDurations() error {
 		{"HeartbeatTimeout", &c.HeartbeatTimeout, DefaultHeartbeatTimeout},
 		{"RequestTimeout", &c.RequestTimeout, 0},
 		{"MetricsTimeout", &c.MetricsTimeout, DefaultMetricsTimeout},
+		{"ShutdownDelay", &c.ShutdownDelay, 0},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {

@@ -38,7 +38,8 @@ var magic = [2]byte{'G', 'F'}
 type Type uint8
 
 // The message types. Worker→master: Ready, Heartbeat, ListenersClosed, Retire.
-// Master→worker: Drain, Quit, CloseListeners, RequestLimit, Gather.
+// Master→worker: Drain, Quit, CloseListeners, RequestLimit, Gather,
+// Readiness, Pool.
 // Worker→master also: Metrics.
 const (
 	// Ready: the worker is serving on every listener.
@@ -71,6 +72,15 @@ const (
 	// answer to the Gather numbered Seq; Final marks the last one a
 	// draining worker sends after its last request (Seq 0).
 	TypeMetrics Type = 10
+	// Readiness: the pool's readiness as the master sees it (Ready): every
+	// worker ready, no stop begun, not degraded. Sent to every serving
+	// worker when it changes and to each worker once it is ready, so that
+	// a readiness handler in the workers answers for the pool.
+	TypeReadiness Type = 11
+	// Pool: the pool's totals (Active connections, InFlight handlers,
+	// Workers serving), so that a worker can tell whether it holds more
+	// than its fair share; sent with each round of heartbeats.
+	TypePool Type = 12
 )
 
 // metricsHead is the fixed part of a Metrics payload: Seq and Final.
@@ -106,6 +116,10 @@ func (t Type) String() string {
 		return "gather"
 	case TypeMetrics:
 		return "metrics"
+	case TypeReadiness:
+		return "readiness"
+	case TypePool:
+		return "pool"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -141,6 +155,11 @@ type Message struct {
 	Seq     uint64
 	Final   bool
 	Payload string
+	// Readiness: whether the pool is ready.
+	Ready bool
+	// Pool: how many workers serve (with Active and InFlight, the
+	// pool's totals).
+	Workers uint32
 }
 
 // payloadLen is the exact payload size of each type as Append writes it
@@ -158,6 +177,10 @@ func payloadLen(t Type) (int, bool) {
 		return 8, true
 	case TypeRetire:
 		return 9, true
+	case TypeReadiness:
+		return 1, true
+	case TypePool:
+		return 12, true
 	}
 	return 0, false
 }
@@ -204,6 +227,12 @@ func Append(b []byte, m Message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, m.Value)
 	case TypeDrain:
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Deadline))
+	case TypeReadiness:
+		b = append(b, boolByte(m.Ready))
+	case TypePool:
+		b = binary.BigEndian.AppendUint32(b, m.Active)
+		b = binary.BigEndian.AppendUint32(b, m.InFlight)
+		b = binary.BigEndian.AppendUint32(b, m.Workers)
 	}
 	return b, nil
 }
@@ -303,6 +332,15 @@ func decodePayload(t Type, p []byte) (Message, error) {
 			return Message{}, fmt.Errorf("%w: drain deadline %d overflows", ErrPayload, d)
 		}
 		m.Deadline = time.Duration(d)
+	case TypeReadiness:
+		if p[0] > 1 {
+			return Message{}, fmt.Errorf("%w: readiness flag %d", ErrPayload, p[0])
+		}
+		m.Ready = p[0] == 1
+	case TypePool:
+		m.Active = binary.BigEndian.Uint32(p)
+		m.InFlight = binary.BigEndian.Uint32(p[4:])
+		m.Workers = binary.BigEndian.Uint32(p[8:])
 	}
 	return m, nil
 }

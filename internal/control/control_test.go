@@ -23,6 +23,9 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeQuit},
 		{Type: TypeCloseListeners},
 		{Type: TypeListenersClosed},
+		{Type: TypeReadiness, Ready: true},
+		{Type: TypeReadiness},
+		{Type: TypePool, Active: 300, InFlight: 12, Workers: 4},
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
@@ -62,6 +65,7 @@ func TestReadRejects(t *testing.T) {
 		{"overflow", mut(func(b []byte) []byte { b[8] = 0xff; return b }), ErrPayload},
 		{"cut header", valid[:5], io.ErrUnexpectedEOF},
 		{"cut payload", valid[:10], io.ErrUnexpectedEOF},
+		{"readiness flag", func() []byte { b, _ := Append(nil, Message{Type: TypeReadiness}); b[8] = 2; return b }(), ErrPayload},
 	}
 	for _, c := range cases {
 		_, err := Read(bytes.NewReader(c.in))
@@ -119,6 +123,7 @@ func FuzzRead(f *testing.F) {
 		{Type: TypeGather, Seq: 3},
 		{Type: TypeMetrics, Seq: 3, Final: true, Payload: "\x01\x05abcde"},
 		{Type: TypeCloseListeners}, {Type: TypeListenersClosed},
+		{Type: TypeReadiness, Ready: true}, {Type: TypePool, Active: 9, InFlight: 2, Workers: 2},
 	} {
 		b, _ := Append(nil, m)
 		f.Add(b)
