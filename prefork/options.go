@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -204,6 +205,24 @@ type Options struct {
 	// not answered by then is served from its last snapshot, marked stale.
 	// Default DefaultMetricsTimeout.
 	MetricsTimeout time.Duration
+
+	// AccessLog, if set, gets one record per request from the process
+	// that served it (a worker, or the single process): its slot and pid,
+	// method, path, status, bytes written, duration and remote address.
+	// Off by default.
+	AccessLog *slog.Logger
+	// AccessLogCombined, if set, gets one line per request in Apache's
+	// combined log format, for tools that expect it. Each worker writes
+	// whole lines. Off by default.
+	AccessLogCombined io.Writer
+
+	// ReloadOnChange, for development, watches the executable and runs a
+	// rolling reload (as SIGHUP does) when it changes, so that rebuilding
+	// in a loop restarts the workers without dropping a request.
+	ReloadOnChange bool
+	// ReloadWatch are further paths (files or directories) whose change
+	// triggers the same reload; they need ReloadOnChange.
+	ReloadWatch []string
 
 	// PIDFile, if set, is written with the master's pid once every worker
 	// is ready (atomically), names the new master after an upgrade, and is
