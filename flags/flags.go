@@ -407,10 +407,10 @@ func (s *Set) define() {
 		fields: []string{"Recycle.MaxMemory"}})
 
 	s.duration("timeout", "t", "replace a worker silent for this `duration`, after logging its goroutines (at least 2s; 0: 30s)", &o.HeartbeatTimeout, "HeartbeatTimeout")
-	s.duration("graceful-timeout", "", "how long in-flight requests may run after a worker is told to stop (`duration`; 0: 30s)", &o.GracefulTimeout, "GracefulTimeout")
+	s.duration("graceful-timeout", "", "the `duration` in-flight requests may run after a worker is told to stop (0: 30s)", &o.GracefulTimeout, "GracefulTimeout")
 
 	var keepAlive time.Duration
-	s.add(&setting{name: "keep-alive", usage: "how long a keep-alive connection waits for its next request (`duration`; Server.IdleTimeout; 0: no keep-alive)",
+	s.add(&setting{name: "keep-alive", usage: "the `duration` a keep-alive connection waits for its next request (Server.IdleTimeout; 0: no keep-alive)",
 		parse: func(v string) (err error) { keepAlive, err = parseDuration(v); return err },
 		show: func() string {
 			if s.lookupSetting("keep-alive").given {

@@ -104,7 +104,8 @@ func parseFlagsTo(args []string, out io.Writer) (*config, error) {
 	fs.SetOutput(out)
 	c.fl = flags.Register(fs, &c.opts)
 	for old, name := range oldNames {
-		fs.Var(fs.Lookup(name).Value, old, "older name of -"+name)
+		kind, _ := flag.UnquoteUsage(fs.Lookup(name))
+		fs.Var(fs.Lookup(name).Value, old, "older name of -"+name+" `"+kind+"`")
 	}
 	fs.StringVar(&c.admin, "admin", "", "if set, the master serves POST /reload, /upgrade and /scale?n= here")
 	fs.DurationVar(&c.opts.Recycle.MinInterval, "min-recycle-interval", 0, "least time between two recycles across the pool")
