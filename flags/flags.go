@@ -262,7 +262,7 @@ func (s *Set) UsageError(err error) error {
 			}
 			if i >= 0 && i < len(st.written) {
 				v := st.written[i]
-				if strings.HasPrefix(st.source, "-") {
+				if strings.HasPrefix(st.source, "-") || len(st.written) == 1 {
 					return fmt.Errorf("%s: %s", st.quote(v), reasonInFlags.Replace(oe.Reason))
 				}
 				return fmt.Errorf("%s: %q: %s", st.quote(st.raw), v, reasonInFlags.Replace(oe.Reason))

@@ -198,6 +198,8 @@ func TestUsageError(t *testing.T) {
 		{nil, "-b 127.0.0.1:99999", `-b 127.0.0.1:99999: port "99999" is not a number from 0 to 65535`},
 		{map[string]string{"GRACEFORK_BIND": "127.0.0.1:0,localhost"}, "", `GRACEFORK_BIND="127.0.0.1:0,localhost": "localhost": missing port in address`},
 		{map[string]string{"PORT": "8080"}, "-metrics-bind 127.0.0.1:8080", ""}, // different addresses: valid
+		{map[string]string{"GRACEFORK_BIND": "localhost"}, "", `GRACEFORK_BIND="localhost": missing port in address`},
+		{nil, "-b 127.0.0.1:8080 -metrics-bind :8080", `-metrics-bind :8080: repeats the first -bind (a bare port means 127.0.0.1)`},
 		{nil, "-max-requests 0 -max-requests-jitter 5", "-max-requests-jitter 5: needs -max-requests: it spreads that limit"},
 		{nil, "-max-age-jitter 5m", "-max-age-jitter 5m: needs -max-age"},
 		{nil, "", ""},
