@@ -33,6 +33,7 @@
 //	-p, -pid file              Options.PIDFile
 //	-access-logfile file|-     Options.AccessLogCombined, or AccessLog with -access-log-format json|text
 //	-log-level level           Options.LogLevel (debug, info, warning, error, critical)
+//	-log-file file             Options.LogFile
 //	-metrics-bind address      Options.MetricsAddr
 //	-shutdown-delay d          Options.ShutdownDelay
 //	-reload                    Options.ReloadOnChange
@@ -97,6 +98,7 @@
 //	-p, --pid                       the same
 //	--access-logfile                the same; --access-logformat is -access-log-format combined|json|text
 //	--log-level                     the same
+//	--log-file, --error-logfile     -log-file (reopened on USR1)
 //	--reload, --reload-extra-file   the same
 //	--check-config                  the same (exit 2, not 1, on an error)
 //	--statsd-host                   -metrics-bind (Prometheus)

@@ -465,6 +465,7 @@ func (s *Set) define() {
 		show:   func() string { return showLevel(s, level) },
 		commit: func(*Set) error { setLevel(o, level); return nil }})
 
+	s.str("log-file", "", "append the master's log and the workers' output to this `file` (reopened on SIGUSR1)", &o.LogFile, "LogFile")
 	s.str("metrics-bind", "", "serve every worker's Prometheus metrics, merged, at /metrics on this `address` (a bare :port binds loopback)", &o.MetricsAddr, "MetricsAddr")
 	s.duration("shutdown-delay", "", "on SIGTERM, keep serving for this `duration` with readiness failing before the drain begins", &o.ShutdownDelay, "ShutdownDelay")
 	s.boolean("reload", "", "reload the workers when the executable changes (development)", &o.ReloadOnChange, "ReloadOnChange")

@@ -47,6 +47,7 @@ type view struct {
 	GracefulTimeout  time.Duration
 	ShutdownDelay    time.Duration
 	PIDFile          string
+	LogFile          string
 	MetricsAddr      string
 	ReloadOnChange   bool
 	ReloadWatch      []string
@@ -55,7 +56,7 @@ type view struct {
 
 func viewOf(o prefork.Options) view {
 	return view{o.Workers, o.Addr, o.Addrs, o.Recycle, o.HeartbeatTimeout, o.GracefulTimeout, o.ShutdownDelay,
-		o.PIDFile, o.MetricsAddr, o.ReloadOnChange, o.ReloadWatch, o.SingleProcess}
+		o.PIDFile, o.LogFile, o.MetricsAddr, o.ReloadOnChange, o.ReloadWatch, o.SingleProcess}
 }
 
 // The program's defaults, which every case starts from.
@@ -103,8 +104,8 @@ func TestPrecedence(t *testing.T) {
 			"-max-requests 100", with(func(v *view) {
 				v.Recycle.MaxRequests, v.Recycle.MaxRequestsJitter, v.Recycle.MaxMemory = 100, 50, 512<<20
 			})},
-		{"strings", map[string]string{"GRACEFORK_PID": "/tmp/env.pid", "GRACEFORK_METRICS_BIND": "127.0.0.1:9200"}, "-p /tmp/flag.pid",
-			with(func(v *view) { v.PIDFile, v.MetricsAddr = "/tmp/flag.pid", "127.0.0.1:9200" })},
+		{"strings", map[string]string{"GRACEFORK_PID": "/tmp/env.pid", "GRACEFORK_METRICS_BIND": "127.0.0.1:9200", "GRACEFORK_LOG_FILE": "/tmp/env.log"},
+			"-p /tmp/flag.pid", with(func(v *view) { v.PIDFile, v.MetricsAddr, v.LogFile = "/tmp/flag.pid", "127.0.0.1:9200", "/tmp/env.log" })},
 		{"an empty flag turns a default off", nil, "-pid= -metrics-bind=", with(func(v *view) { v.PIDFile, v.MetricsAddr = "", "" })},
 		{"reload from the environment", map[string]string{"GRACEFORK_RELOAD": "1", "GRACEFORK_RELOAD_EXTRA_FILE": "tmpl:static"}, "",
 			with(func(v *view) { v.ReloadOnChange, v.ReloadWatch = true, []string{"tmpl", "static"} })},
