@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -33,8 +32,8 @@ type Set struct {
 
 	checkConfig bool
 	applied     bool
-	// accessFile is the access log opened by Apply, when it opened one.
-	accessFile *os.File
+	// accessLog is the access log Apply opened (or os.Stdout).
+	accessLog *os.File
 }
 
 // setting is one flag: how to read it, where it goes, where it came from.
@@ -47,10 +46,13 @@ type setting struct {
 	isBool bool
 	list   bool // repeatable: the first flag value replaces the defaults
 
-	parse  func(s string) error // reads one value into the pending one
-	reset  func()               // empties a list before its first value
-	show   func() string        // the value, for -h and flag.Value.String
-	commit func(s *Set) error   // writes the pending value into Options
+	parse func(s string) error // reads one value into the pending one
+	// prepare, if set, does what can fail before any setting is written
+	// (opening a file), so that a refusal leaves the Options as they were.
+	prepare func() error
+	reset   func()        // empties a list before its first value
+	show    func() string // the value, for -h and flag.Value.String
+	commit  func(s *Set)  // writes the pending value into Options
 
 	given  bool   // by a flag or a variable
 	source string // "-workers" or "GRACEFORK_WORKERS"
@@ -149,11 +151,15 @@ func (s *Set) apply() error {
 		return err
 	}
 	for _, st := range s.settings {
-		if !st.given {
-			continue
+		if st.given && st.prepare != nil {
+			if err := st.prepare(); err != nil {
+				return fmt.Errorf("%s: %w", st.quote(st.raw), err)
+			}
 		}
-		if err := st.commit(s); err != nil {
-			return fmt.Errorf("%s: %w", st.quote(st.raw), err)
+	}
+	for _, st := range s.settings {
+		if st.given {
+			st.commit(s)
 		}
 	}
 	return nil
@@ -169,7 +175,9 @@ func (s *Set) fromEnv(st *setting) error {
 		st.source, st.raw = e.name, raw
 		vals := []string{raw}
 		if e.split != nil {
-			vals = e.split(raw)
+			if vals = e.split(raw); len(vals) == 0 {
+				return fmt.Errorf("%s: no value in the list", st.quote(raw))
+			}
 		}
 		if st.list {
 			st.reset()
@@ -355,7 +363,7 @@ func (s *Set) define() {
 		env:    []envVar{{name: "WEB_CONCURRENCY"}},
 		parse:  func(v string) (err error) { workers, err = parseCount(v); return err },
 		show:   func() string { return showInt(pick(s, "workers", workers, o.Workers)) },
-		commit: func(*Set) error { o.Workers = workers; return nil },
+		commit: func(*Set) { o.Workers = workers },
 		fields: []string{"Workers"}})
 
 	var binds []string
@@ -381,20 +389,20 @@ func (s *Set) define() {
 			}
 			return strings.Join(all, ",")
 		},
-		commit: func(*Set) error { o.Addr, o.Addrs = binds[0], append([]string(nil), binds[1:]...); return nil }})
+		commit: func(*Set) { o.Addr, o.Addrs = binds[0], append([]string(nil), binds[1:]...) }})
 
 	var maxReq, maxReqJitter uint64
 	s.add(&setting{name: "max-requests", usage: "recycle a worker after this `number` of requests (0: never)",
 		parse:  func(v string) (err error) { maxReq, err = parseUint(v); return err },
 		show:   func() string { return showUint(pick(s, "max-requests", maxReq, o.Recycle.MaxRequests)) },
-		commit: func(*Set) error { o.Recycle.MaxRequests = maxReq; return nil },
+		commit: func(*Set) { o.Recycle.MaxRequests = maxReq },
 		fields: []string{"Recycle.MaxRequests"}})
 	s.add(&setting{name: "max-requests-jitter", usage: "add a random 0..`n` to each worker's -max-requests",
 		parse: func(v string) (err error) { maxReqJitter, err = parseUint(v); return err },
 		show: func() string {
 			return showUint(pick(s, "max-requests-jitter", maxReqJitter, o.Recycle.MaxRequestsJitter))
 		},
-		commit: func(*Set) error { o.Recycle.MaxRequestsJitter = maxReqJitter; return nil },
+		commit: func(*Set) { o.Recycle.MaxRequestsJitter = maxReqJitter },
 		fields: []string{"Recycle.MaxRequestsJitter"}})
 	s.duration("max-age", "", "recycle a worker after it has served for this `duration` (0: never)", &o.Recycle.MaxAge, "Recycle.MaxAge")
 	s.duration("max-age-jitter", "", "add a random 0..`duration` to each worker's -max-age", &o.Recycle.MaxAgeJitter, "Recycle.MaxAgeJitter")
@@ -403,7 +411,7 @@ func (s *Set) define() {
 	s.add(&setting{name: "max-memory", usage: "recycle a worker whose resident set stays above this `size` (800M, 512MiB, 1GiB or bytes; K, M, G powers of 1000, KiB, MiB, GiB of 1024; 0: never; Linux only)",
 		parse:  func(v string) (err error) { maxMem, err = parseSize(v); return err },
 		show:   func() string { return showSize(pick(s, "max-memory", maxMem, o.Recycle.MaxMemory)) },
-		commit: func(*Set) error { o.Recycle.MaxMemory = maxMem; return nil },
+		commit: func(*Set) { o.Recycle.MaxMemory = maxMem },
 		fields: []string{"Recycle.MaxMemory"}})
 
 	s.duration("timeout", "t", "replace a worker silent for this `duration`, after logging its goroutines (at least 2s; 0: 30s)", &o.HeartbeatTimeout, "HeartbeatTimeout")
@@ -421,7 +429,7 @@ func (s *Set) define() {
 			}
 			return ""
 		},
-		commit: func(*Set) error {
+		commit: func(*Set) {
 			if o.Server == nil {
 				o.Server = &http.Server{}
 			}
@@ -430,7 +438,6 @@ func (s *Set) define() {
 			} else {
 				o.Server.IdleTimeout = keepAlive
 			}
-			return nil
 		}})
 
 	s.str("pid", "p", "write the master's pid to this `file` once it serves (follows upgrades)", &o.PIDFile, "PIDFile")
@@ -444,8 +451,9 @@ func (s *Set) define() {
 			accessPath = v
 			return nil
 		},
-		show:   func() string { return accessPath },
-		commit: func(s *Set) error { return s.openAccessLog(accessPath, accessFormat) }})
+		show:    func() string { return accessPath },
+		prepare: func() error { return s.openAccessLog(accessPath) },
+		commit:  func(s *Set) { s.setAccessLog(accessFormat) }})
 	s.add(&setting{name: "access-log-format", usage: "the access log's `format`: combined (Apache's, the default), json or text (log/slog records)",
 		parse: func(v string) error {
 			switch v {
@@ -456,14 +464,14 @@ func (s *Set) define() {
 			return errors.New("want combined, json or text")
 		},
 		show:   func() string { return accessFormat },
-		commit: func(*Set) error { return nil }, // with -access-logfile
+		commit: func(*Set) {}, // with -access-logfile
 	})
 
 	var level slog.Level
 	s.add(&setting{name: "log-level", usage: "the least `level` logged: debug, info (the default), warning, error or critical",
 		parse:  func(v string) (err error) { level, err = parseLevel(v); return err },
 		show:   func() string { return showLevel(s, level) },
-		commit: func(*Set) error { setLevel(o, level); return nil }})
+		commit: func(*Set) { setLevel(o, level) }})
 
 	s.str("log-file", "", "append the master's log and the workers' output to this `file` (reopened on SIGUSR1)", &o.LogFile, "LogFile")
 	s.str("metrics-bind", "", "serve every worker's Prometheus metrics, merged, at /metrics on this `address` (a bare :port binds loopback)", &o.MetricsAddr, "MetricsAddr")
@@ -476,14 +484,14 @@ func (s *Set) define() {
 		parse:  func(v string) error { extra = append(extra, v); return nil },
 		reset:  func() { extra = nil },
 		show:   func() string { return strings.Join(extra, string(filepath.ListSeparator)) },
-		commit: func(*Set) error { o.ReloadWatch = append(o.ReloadWatch, extra...); return nil },
+		commit: func(*Set) { o.ReloadWatch = append(o.ReloadWatch, extra...) },
 		fields: []string{"ReloadWatch"}})
 
 	s.boolean("single-process", "", "serve in this process, without a master or workers (under an orchestrator)", &o.SingleProcess, "SingleProcess")
 
 	// -check-config has no variable: one left set would stop every start.
 	s.settings = append(s.settings, &setting{name: "check-config", isBool: true,
-		commit: func(*Set) error { return nil }})
+		commit: func(*Set) {}})
 	s.fs.BoolVar(&s.checkConfig, "check-config", false, "check the configuration, print OK or the error, and exit (0 or 2)")
 }
 
@@ -501,7 +509,7 @@ func (s *Set) duration(name, short, usage string, dst *time.Duration, field stri
 	s.add(&setting{name: name, short: short, usage: usage,
 		parse:  func(v string) (err error) { d, err = parseDuration(v); return err },
 		show:   func() string { return showDuration(pick(s, name, d, *dst)) },
-		commit: func(*Set) error { *dst = d; return nil },
+		commit: func(*Set) { *dst = d },
 		fields: []string{field}})
 }
 
@@ -510,7 +518,7 @@ func (s *Set) str(name, short, usage string, dst *string, field string) {
 	s.add(&setting{name: name, short: short, usage: usage,
 		parse:  func(x string) error { v = x; return nil }, // "" turns a program's default off
 		show:   func() string { return pick(s, name, v, *dst) },
-		commit: func(*Set) error { *dst = v; return nil },
+		commit: func(*Set) { *dst = v },
 		fields: []string{field}})
 }
 
@@ -531,7 +539,7 @@ func (s *Set) boolean(name, short, usage string, dst *bool, field string) {
 			}
 			return "" // not "false": -h shows no default then
 		},
-		commit: func(*Set) error { *dst = b; return nil },
+		commit: func(*Set) { *dst = b },
 		fields: []string{field}})
 }
 
@@ -680,18 +688,23 @@ func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
 func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler { return minLevel{m.h.WithAttrs(as), m.min} }
 func (m minLevel) WithGroup(name string) slog.Handler    { return minLevel{m.h.WithGroup(name), m.min} }
 
-// openAccessLog opens -access-logfile, appending, and sets the access log
-// in its format; it replaces any access log of the program's own.
-func (s *Set) openAccessLog(path, format string) error {
-	var w io.Writer = os.Stdout
+// openAccessLog opens -access-logfile, appending.
+func (s *Set) openAccessLog(path string) error {
+	s.accessLog = os.Stdout
 	if path != "-" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			return errors.Unwrap(err) // the path is in the message already
 		}
-		s.accessFile = f
-		w = f
+		s.accessLog = f
 	}
+	return nil
+}
+
+// setAccessLog sets the access log in its format over the opened file; it
+// replaces any access log of the program's own.
+func (s *Set) setAccessLog(format string) {
+	w := s.accessLog
 	s.opts.AccessLog, s.opts.AccessLogCombined = nil, nil
 	switch format {
 	case "json":
@@ -701,7 +714,6 @@ func (s *Set) openAccessLog(path, format string) error {
 	default:
 		s.opts.AccessLogCombined = w
 	}
-	return nil
 }
 
 func showInt(n int) string {

@@ -167,6 +167,8 @@ func TestBadValues(t *testing.T) {
 		{map[string]string{"GRACEFORK_ACCESS_LOG_FORMAT": "json"}, "", `app: GRACEFORK_ACCESS_LOG_FORMAT="json": needs -access-logfile`},
 		{nil, "-access-logfile=", `invalid value "" for flag -access-logfile: want a file, or - for stdout`},
 		{nil, "-access-logfile " + dir + "/no/such/access.log", `app: -access-logfile ` + dir + `/no/such/access.log: no such file or directory`},
+		{map[string]string{"GRACEFORK_BIND": " , "}, "", `app: GRACEFORK_BIND=" , ": no value in the list`},
+		{nil, "-w 3 -access-logfile " + dir + "/no/such/access.log", `app: -access-logfile ` + dir + `/no/such/access.log: no such file or directory`},
 		{nil, "-reload-extra-file templates", `app: -reload-extra-file templates: needs -reload`},
 		{map[string]string{"GRACEFORK_RELOAD": "1"}, "-reload=false -reload-extra-file t", `app: -reload-extra-file t: needs -reload`},
 	}
@@ -371,7 +373,7 @@ func TestAccessLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err, out)
 	}
-	defer s.accessFile.Close()
+	defer s.accessLog.Close()
 	if opts.AccessLog != nil || opts.AccessLogCombined == nil {
 		t.Fatalf("AccessLog %v AccessLogCombined %v", opts.AccessLog, opts.AccessLogCombined)
 	}
@@ -383,7 +385,7 @@ func TestAccessLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err, out)
 		}
-		defer s.accessFile.Close()
+		defer s.accessLog.Close()
 		if opts.AccessLogCombined != nil || opts.AccessLog == nil {
 			t.Fatalf("%s: AccessLog %v AccessLogCombined %v", format, opts.AccessLog, opts.AccessLogCombined)
 		}
