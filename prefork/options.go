@@ -239,8 +239,13 @@ type Options struct {
 	Signals signals.Map
 
 	// Logger receives the master's events and the workers' own lines,
-	// one structured record each. Default: text to stderr, or to LogFile.
+	// one structured record each. Default: text to stderr, or to LogFile,
+	// at LogLevel.
 	Logger *slog.Logger
+	// LogLevel is the least level the default Logger writes; it is
+	// ignored when Logger is set (give that handler its own level).
+	// Default slog.LevelInfo.
+	LogLevel slog.Leveler
 	// LogFile, if set, is where the master writes its log (unless Logger
 	// is set) and the workers' stdout and stderr, appending; the
 	// ReopenLogs action (SIGUSR1) reopens it after a log rotation.
@@ -291,12 +296,26 @@ func (o Options) validate() (*config, error) {
 	}
 	if c.Logger == nil {
 		c.defaultLogger = true
-		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}
 	}
 	return c, nil
+}
+
+// Validate checks o as [New] would in the master, without binding a
+// socket, starting a process or writing a file: the addresses, the
+// durations and bounds, the Server template, the recycle policy, the
+// metrics address, the PID file's directory and the signal table. It
+// returns the *OptionError New would return, or nil. What only binding
+// can tell (an address in use, a permission) it does not.
+func (o Options) Validate() error {
+	c, err := o.validate()
+	if err != nil {
+		return err
+	}
+	return c.validateMaster()
 }
 
 // defaultDurations rejects negative durations and fills in the defaults.

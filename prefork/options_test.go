@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -78,7 +79,20 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			if err.Error() != c.want {
 				t.Fatalf("error\n%s\nwant\n%s", err, c.want)
 			}
+			// Validate says the same without binding: only the address
+			// in use passes it.
+			verr := c.opts.Validate()
+			if c.name == "in use" {
+				if verr != nil {
+					t.Fatalf("Validate bound %s: %v", inUse, verr)
+				}
+			} else if verr == nil || verr.Error() != err.Error() {
+				t.Fatalf("Validate = %v, want New's error", verr)
+			}
 		})
+	}
+	if err := (prefork.Options{Addr: "127.0.0.1:0", PIDFile: filepath.Join(t.TempDir(), "x.pid")}).Validate(); err != nil {
+		t.Errorf("Validate of good options = %v", err)
 	}
 }
 
@@ -148,5 +162,29 @@ func TestUnixSocketStaleRemovedAndCleanedUp(t *testing.T) {
 func TestTestProcessIsTheMaster(t *testing.T) {
 	if prefork.IsWorker() || prefork.WorkerID() != -1 {
 		t.Fatalf("test process reads as a worker: %v %d", prefork.IsWorker(), prefork.WorkerID())
+	}
+}
+
+// LogLevel sets the default logger's level, the one that writes to
+// LogFile included: at warn, the master's info records are dropped.
+func TestLogLevelOfTheDefaultLogger(t *testing.T) {
+	for _, c := range []struct {
+		level    slog.Leveler
+		wantInfo bool
+	}{{nil, true}, {slog.LevelWarn, false}} {
+		path := filepath.Join(t.TempDir(), "master.log")
+		m, err := prefork.New(nil, prefork.Options{Addr: "127.0.0.1:0", Workers: 1, LogFile: path, LogLevel: c.level,
+			Spawner: preforktest.NewSpawner(), Clock: preforktest.NewClock()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(b), "level=INFO"); got != c.wantInfo {
+			t.Errorf("LogLevel %v: info records written %v, want %v:\n%s", c.level, got, c.wantInfo, b)
+		}
 	}
 }

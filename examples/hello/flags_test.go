@@ -4,11 +4,9 @@ import (
 	"context"
 	"flag"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,65 +15,13 @@ import (
 	"github.com/gracefork/gracefork/recycle"
 )
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]uint64{
-		"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "512mib": 512 << 20, "512Mi": 512 << 20,
-		"1GiB": 1 << 30, "800M": 800e6, "800MB": 800e6, "1.5GiB": 3 << 29, "2k": 2000, "2KiB": 2048,
-		" 64 MiB ": 64 << 20, "10B": 10, "1TiB": 1 << 40, "18446744073709551615": math.MaxUint64,
-		"0.5B": 0,
-	} {
-		got, err := parseBytes(in)
-		if err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for in, wantErr := range map[string]string{
-		"":                                "want a number",
-		"MiB":                             "want a number",
-		"-1":                              "want a number",
-		"12XB":                            `unknown unit "XB"`,
-		"1e9":                             `unknown unit "e9"`,
-		"1.2.3M":                          `"1.2.3" is not a number`,
-		"18446744073709551616":            "too large",
-		"20000000TiB":                     "too large",
-		"1e300":                           `unknown unit`,
-		"99999999999999999999999999.5TiB": "too large",
-	} {
-		if _, err := parseBytes(in); err == nil || !strings.Contains(err.Error(), wantErr) {
-			t.Errorf("parseBytes(%q) error %v, want one containing %q", in, err, wantErr)
-		}
-	}
-}
-
-// FuzzParseBytes: no input panics, a plain number is that many bytes, and
-// a size that parses prints back (byteSize.String) to the same size.
-func FuzzParseBytes(f *testing.F) {
-	for _, s := range []string{"512MiB", "1GiB", "800M", "1048576", "1.5G", "0", "", "-1", "12XB", "18446744073709551615", "16EiB", "0.0000001TiB"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		n, err := parseBytes(s)
-		if err != nil {
-			return
-		}
-		if u, perr := strconv.ParseUint(s, 10, 64); perr == nil && u != n {
-			t.Fatalf("parseBytes(%q) = %d, want %d", s, n, u)
-		}
-		b := byteSize(n)
-		back, err := parseBytes(b.String())
-		if err != nil || back != n {
-			t.Fatalf("parseBytes(%q) = %d, printed %q, read back %d, %v", s, n, b.String(), back, err)
-		}
-	})
-}
-
 func TestParseFlagsRecycle(t *testing.T) {
 	c, err := parseFlagsTo(strings.Fields(`-max-requests 20000 -max-requests-jitter 2000 -max-age 1h -max-age-jitter 5m
 		-max-memory 512MiB -min-recycle-interval 10s -heartbeat-timeout 2s -request-timeout 1s`), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := c.options()
+	o := c.opts
 	want := recycle.Policy{MaxRequests: 20000, MaxRequestsJitter: 2000, MaxAge: time.Hour, MaxAgeJitter: 5 * time.Minute,
 		MaxMemory: 512 << 20, MinInterval: 10 * time.Second}
 	if !reflect.DeepEqual(o.Recycle, want) || o.HeartbeatTimeout != 2*time.Second || o.RequestTimeout != time.Second {
@@ -87,27 +33,57 @@ func TestParseFlagsRecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := c.options(); o.Recycle.Enabled() || o.RequestTimeout != 0 || o.HeartbeatTimeout != prefork.DefaultHeartbeatTimeout {
+	if o := c.opts; o.Recycle.Enabled() || o.RequestTimeout != 0 || o.HeartbeatTimeout != 0 {
 		t.Errorf("default options: Recycle %+v RequestTimeout %s HeartbeatTimeout %s", o.Recycle, o.RequestTimeout, o.HeartbeatTimeout)
+	}
+}
+
+// hello's defaults, Gunicorn's names and the older ones, and the
+// environment under the flags.
+func TestParseFlagsNamesAndEnvironment(t *testing.T) {
+	for _, k := range []string{"PORT", "WEB_CONCURRENCY", "GRACEFORK_WORKERS", "GRACEFORK_BIND"} {
+		t.Setenv(k, "") // empty is unset
+	}
+	c := mustParse(t, "")
+	if o := c.opts; o.Addr != "127.0.0.1:8080" || o.Workers != 2 || o.Server == nil || o.Server.ReadHeaderTimeout != 10*time.Second {
+		t.Errorf("defaults: %+v", o)
+	}
+	c = mustParse(t, "-w 3 -b 127.0.0.1:1 --bind unix:/tmp/hello.sock -p /tmp/h.pid -t 5 --keep-alive 4 -metrics-bind :9101")
+	if o := c.opts; o.Workers != 3 || o.Addr != "127.0.0.1:1" || !reflect.DeepEqual(o.Addrs, []string{"unix:/tmp/hello.sock"}) ||
+		o.PIDFile != "/tmp/h.pid" || o.HeartbeatTimeout != 5*time.Second || o.MetricsAddr != ":9101" ||
+		o.Server.IdleTimeout != 4*time.Second || o.Server.ReadHeaderTimeout != 10*time.Second {
+		t.Errorf("Gunicorn's names: %+v", o)
+	}
+	c = mustParse(t, "-addr 127.0.0.1:2 -pidfile /tmp/o.pid -heartbeat-timeout 6s -metrics-addr :9102")
+	if o := c.opts; o.Addr != "127.0.0.1:2" || o.PIDFile != "/tmp/o.pid" || o.HeartbeatTimeout != 6*time.Second || o.MetricsAddr != ":9102" {
+		t.Errorf("older names: %+v", o)
+	}
+	t.Setenv("PORT", "5000")
+	t.Setenv("WEB_CONCURRENCY", "4")
+	if o := mustParse(t, "").opts; o.Addr != ":5000" || o.Workers != 4 {
+		t.Errorf("PORT and WEB_CONCURRENCY: Addr %q Workers %d", o.Addr, o.Workers)
+	}
+	t.Setenv("GRACEFORK_WORKERS", "5")
+	if o := mustParse(t, "-addr 127.0.0.1:3").opts; o.Addr != "127.0.0.1:3" || o.Workers != 5 {
+		t.Errorf("a flag over PORT, GRACEFORK_WORKERS over WEB_CONCURRENCY: Addr %q Workers %d", o.Addr, o.Workers)
 	}
 }
 
 // A bad value is refused with the flag and the value as typed.
 func TestParseFlagsBadValues(t *testing.T) {
 	for args, want := range map[string]string{
-		"-max-memory 12XB":                `invalid value "12XB" for flag -max-memory: unknown unit "XB"`,
-		"-max-memory -5":                  `invalid value "-5" for flag -max-memory`,
-		"-max-requests -1":                `invalid value "-1" for flag -max-requests`,
-		"-max-requests many":              `invalid value "many" for flag -max-requests`,
-		"-max-requests-jitter 2000":       `-max-requests-jitter 2000: needs -max-requests: it spreads that limit`,
-		"-max-age-jitter 5m":              `-max-age-jitter 5m0s: needs -max-age`,
-		"-max-age -1s":                    `-max-age -1s: must not be negative`,
-		"-max-age 1h -max-age-jitter -1m": `-max-age-jitter -1m0s: must not be negative`,
-		"-min-recycle-interval -2s":       `-min-recycle-interval -2s: must not be negative`,
-		"-heartbeat-timeout -2s":          `-heartbeat-timeout -2s: must not be negative`,
-		"-request-timeout 1":              `invalid value "1" for flag -request-timeout`,
-		"-request-timeout -1s":            `-request-timeout -1s: must not be negative`,
-		"-max-requests 10 stray":          `unexpected arguments ["stray"]`,
+		"-max-memory 12XB":          `invalid value "12XB" for flag -max-memory: unknown unit "XB"`,
+		"-max-memory -5":            `invalid value "-5" for flag -max-memory`,
+		"-max-requests -1":          `invalid value "-1" for flag -max-requests: must not be negative`,
+		"-max-requests many":        `invalid value "many" for flag -max-requests`,
+		"-max-age -1s":              `invalid value "-1s" for flag -max-age: must not be negative`,
+		"-max-age-jitter -1m":       `invalid value "-1m" for flag -max-age-jitter: must not be negative`,
+		"-min-recycle-interval -2s": `-min-recycle-interval -2s: must not be negative`,
+		"-heartbeat-timeout -2s":    `invalid value "-2s" for flag -heartbeat-timeout: must not be negative`,
+		"-request-timeout 1":        `invalid value "1" for flag -request-timeout`,
+		"-request-timeout -1s":      `-request-timeout -1s: must not be negative`,
+		"-max-requests 10 stray":    `unexpected arguments ["stray"]`,
+		"-access-log-format json":   `hello: -access-log-format json: needs -access-logfile`,
 	} {
 		var out strings.Builder
 		_, err := parseFlagsTo(strings.Fields(args), &out)
@@ -117,25 +93,42 @@ func TestParseFlagsBadValues(t *testing.T) {
 	}
 }
 
-// A value only the library can judge is still reported by its flag.
+// A value only the library can judge is still reported by its flag, as
+// typed.
 func TestUsageErrorNamesTheFlag(t *testing.T) {
-	c, err := parseFlagsTo([]string{"-heartbeat-timeout", "1s", "-workers", "-3"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	for args, want := range map[string]string{
+		"-heartbeat-timeout 1s":     "-heartbeat-timeout 1s: must be at least 2s",
+		"-timeout 1":                "-timeout 1: must be at least 2s",
+		"-max-requests-jitter 2000": "-max-requests-jitter 2000: needs -max-requests: it spreads that limit",
+		"-max-age-jitter 5m":        "-max-age-jitter 5m: needs -max-age",
+		"-metrics-addr localhost":   `-metrics-addr localhost: missing port in address`,
+		"-pidfile /no/such/dir/x":   "-pidfile /no/such/dir/x: its directory does not exist",
+	} {
+		c := mustParse(t, args)
+		if err := c.fl.UsageError(c.opts.Validate()); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: UsageError = %v, want %q", args, err, want)
+		}
 	}
-	err = usageError(&prefork.OptionError{Field: "HeartbeatTimeout", Value: time.Second, Reason: "must be at least 2s"}, c.fs)
-	if err == nil || err.Error() != "-heartbeat-timeout 1s: must be at least 2s" {
-		t.Errorf("usageError = %v", err)
-	}
-	if err := usageError(&prefork.OptionError{Field: "Addr", Value: "x", Reason: "in use", Err: io.EOF}, c.fs); err != nil {
+	c := mustParse(t, "-workers 3")
+	if err := c.fl.UsageError(&prefork.OptionError{Field: "Addr", Value: "x", Reason: "in use", Err: io.EOF}); err != nil {
 		t.Errorf("a bind failure is not a usage error: %v", err)
 	}
-	if err := usageError(io.EOF, c.fs); err != nil {
-		t.Errorf("usageError(io.EOF) = %v", err)
+	if err := c.fl.UsageError(io.EOF); err != nil {
+		t.Errorf("UsageError(io.EOF) = %v", err)
 	}
-	if err := usageError(flag.ErrHelp, c.fs); err != nil {
-		t.Errorf("usageError(flag.ErrHelp) = %v", err)
+	if err := c.fl.UsageError(flag.ErrHelp); err != nil {
+		t.Errorf("UsageError(flag.ErrHelp) = %v", err)
 	}
+}
+
+func mustParse(t *testing.T, args string) *config {
+	t.Helper()
+	var out strings.Builder
+	c, err := parseFlagsTo(strings.Fields(args), &out)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", args, err, out.String())
+	}
+	return c
 }
 
 // get serves one request to the demo's handlers with ctx, in a goroutine,

@@ -4,6 +4,17 @@
 //	go run ./examples/hello -workers 4
 //	curl http://127.0.0.1:8080/
 //
+// Its command line is Gunicorn's, from package flags: -w/--workers,
+// -b/--bind (repeatable: host:port, unix:/path, fd://N), --timeout,
+// --graceful-timeout, --keep-alive, --pid, --access-logfile, --log-level,
+// --check-config and the rest (-h lists them), each with a GRACEFORK_*
+// variable, and WEB_CONCURRENCY and PORT as on Heroku; a flag wins over
+// the environment. The older names -addr, -pidfile, -metrics-addr and
+// -heartbeat-timeout still work.
+//
+//	PORT=8000 WEB_CONCURRENCY=4 go run ./examples/hello --access-logfile - --log-level warning
+//	go run ./examples/hello -b 127.0.0.1:8080 -b unix:/tmp/hello.sock --check-config
+//
 // Send the master SIGTERM for a graceful shutdown, or press Ctrl-C; SIGHUP
 // reloads the workers, SIGUSR2 upgrades to the binary on disk, SIGTTIN and
 // SIGTTOU add and remove a worker.
@@ -28,12 +39,12 @@
 //	curl -i 'http://127.0.0.1:8080/slow?d=10s'
 //
 // Every worker counts the answers of / with a promauto counter,
-// hello_requests_total, on its own default registry. With -metrics-addr,
+// hello_requests_total, on its own default registry. With -metrics-bind,
 // the master serves every worker's metrics, merged and labelled by worker
 // slot, at /metrics; -worker-metrics adds the library's own per-worker
 // metrics (requests by code and method, their duration, the Go runtime):
 //
-//	go run ./examples/hello -metrics-addr :9100 -worker-metrics
+//	go run ./examples/hello -metrics-bind :9100 -worker-metrics
 //	curl http://127.0.0.1:9100/metrics
 package main
 
@@ -48,11 +59,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/gracefork/gracefork/flags"
 	"github.com/gracefork/gracefork/prefork"
-	"github.com/gracefork/gracefork/recycle"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -65,135 +75,70 @@ var helloRequests = promauto.NewCounter(prometheus.CounterOpts{
 	Help: "Answers given by the hello handler.",
 })
 
-// config is what the flags say.
+// config is what the command line and the environment say.
 type config struct {
-	addr     string
-	workers  int
-	graceful time.Duration
-	pidfile  string
-	admin    string
-
-	recycle          recycle.Policy
-	heartbeatTimeout time.Duration
-	requestTimeout   time.Duration
-
-	metricsAddr   string
-	workerMetrics bool
-
-	fs *flag.FlagSet // the parsed flags, to name one in an error
+	opts  prefork.Options
+	admin string
+	fl    *flags.Set // gracefork's flags, to name one in an error
 }
 
+// oldNames are the names hello's flags had before it took Gunicorn's,
+// kept for the scripts that use them (bench/, examples/systemd).
+var oldNames = map[string]string{"addr": "bind", "pidfile": "pid", "metrics-addr": "metrics-bind", "heartbeat-timeout": "timeout"}
+
 // parseFlags reads the command line; a bad value is reported on stderr.
-func parseFlags(args []string) (config, error) {
+func parseFlags(args []string) (*config, error) {
 	return parseFlagsTo(args, os.Stderr)
 }
 
-// parseFlagsTo reads the command line and writes what is wrong with it,
-// naming the flag and the value, to out.
-func parseFlagsTo(args []string, out io.Writer) (config, error) {
-	var c config
-	var maxMemory byteSize
+// parseFlagsTo reads the command line and the environment (package flags:
+// Gunicorn's flags, WEB_CONCURRENCY, PORT, GRACEFORK_*) and writes what
+// is wrong with them, naming the flag or variable and the value, to out.
+func parseFlagsTo(args []string, out io.Writer) (*config, error) {
+	c := &config{opts: prefork.Options{ // hello's defaults
+		Addr:    "127.0.0.1:8080",
+		Workers: 2,
+		Server:  &http.Server{ReadHeaderTimeout: 10 * time.Second},
+	}}
 	fs := flag.NewFlagSet("hello", flag.ContinueOnError)
-	c.fs = fs
 	fs.SetOutput(out)
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on: host:port or unix:/path")
-	fs.IntVar(&c.workers, "workers", 2, "number of worker processes (0: one per core)")
-	fs.DurationVar(&c.graceful, "graceful-timeout", prefork.DefaultGracefulTimeout, "how long in-flight requests may run after a worker is told to stop")
-	fs.StringVar(&c.pidfile, "pidfile", "", "write the master's pid here once it serves (follows upgrades)")
+	c.fl = flags.Register(fs, &c.opts)
+	for old, name := range oldNames {
+		kind, _ := flag.UnquoteUsage(fs.Lookup(name))
+		fs.Var(fs.Lookup(name).Value, old, "older name of -"+name+" `"+kind+"`")
+	}
 	fs.StringVar(&c.admin, "admin", "", "if set, the master serves POST /reload, /upgrade and /scale?n= here")
-	fs.Uint64Var(&c.recycle.MaxRequests, "max-requests", 0, "recycle a worker after this many requests (0: never; Gunicorn's --max-requests)")
-	fs.Uint64Var(&c.recycle.MaxRequestsJitter, "max-requests-jitter", 0, "add a random 0..N to each worker's -max-requests (Gunicorn's --max-requests-jitter)")
-	fs.DurationVar(&c.recycle.MaxAge, "max-age", 0, "recycle a worker after it has served this long (0: never)")
-	fs.DurationVar(&c.recycle.MaxAgeJitter, "max-age-jitter", 0, "add a random 0..d to each worker's -max-age")
-	fs.Var(&maxMemory, "max-memory", "recycle a worker whose resident set stays above this size (800M, 512MiB, 1GiB or bytes; K, M, G are powers of 1000, KiB, MiB, GiB of 1024; 0: never; Linux only)")
-	fs.DurationVar(&c.recycle.MinInterval, "min-recycle-interval", 0, "least time between two recycles across the pool")
-	fs.DurationVar(&c.heartbeatTimeout, "heartbeat-timeout", prefork.DefaultHeartbeatTimeout, "replace a worker silent this long, after a goroutine dump (at least 2s; Gunicorn's --timeout)")
-	fs.DurationVar(&c.requestTimeout, "request-timeout", 0, "answer 503 to a request still running after this and cancel its context (0: no timeout)")
-	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "if set, the master serves every worker's Prometheus metrics, merged and labelled by worker, at /metrics here (a bare :port binds loopback)")
-	fs.BoolVar(&c.workerMetrics, "worker-metrics", false, "add gracefork's per-worker metrics: requests by code and method, their duration, in flight, connections, Go runtime and process")
+	fs.DurationVar(&c.opts.Recycle.MinInterval, "min-recycle-interval", 0, "least time between two recycles across the pool")
+	fs.DurationVar(&c.opts.RequestTimeout, "request-timeout", 0, "answer 503 to a request still running after this and cancel its context (0: no timeout)")
+	fs.BoolVar(&c.opts.WorkerMetrics, "worker-metrics", false, "add gracefork's per-worker metrics: requests by code and method, their duration, in flight, connections, Go runtime and process")
 	if err := fs.Parse(args); err != nil {
 		return c, err // the flag package has printed it
 	}
-	c.recycle.MaxMemory = uint64(maxMemory)
 	if err := c.check(fs); err != nil {
 		fmt.Fprintf(out, "hello: %v\n", err)
 		return c, err
 	}
-	return c, nil
+	return c, c.fl.Apply() // Apply prints what is wrong, or -check-config's verdict
 }
 
-// check rejects what the flag package lets through: extra arguments,
-// negative durations, a jitter without its limit.
-func (c config) check(fs *flag.FlagSet) error {
+// check rejects what the flag package lets through in hello's own flags:
+// extra arguments, negative durations.
+func (c *config) check(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	for _, name := range []string{"graceful-timeout", "max-age", "max-age-jitter", "min-recycle-interval", "heartbeat-timeout", "request-timeout"} {
+	for _, name := range []string{"min-recycle-interval", "request-timeout"} {
 		f := fs.Lookup(name)
 		if d := f.Value.(flag.Getter).Get().(time.Duration); d < 0 {
 			return fmt.Errorf("-%s %s: must not be negative", name, f.Value)
 		}
 	}
-	var fe *recycle.FieldError
-	if err := c.recycle.Validate(); errors.As(err, &fe) {
-		name := flagOf["Recycle."+fe.Field]
-		return fmt.Errorf("-%s %s: %s", name, fs.Lookup(name).Value, fieldsToFlags.Replace(fe.Reason))
-	} else if err != nil {
-		return err
-	}
 	return nil
-}
-
-// flagOf names the flag that sets each prefork.Options field.
-var flagOf = map[string]string{
-	"Addr": "addr", "Workers": "workers", "GracefulTimeout": "graceful-timeout", "PIDFile": "pidfile",
-	"HeartbeatTimeout": "heartbeat-timeout", "RequestTimeout": "request-timeout", "MetricsAddr": "metrics-addr",
-	"Recycle.MaxRequests": "max-requests", "Recycle.MaxRequestsJitter": "max-requests-jitter",
-	"Recycle.MaxAge": "max-age", "Recycle.MaxAgeJitter": "max-age-jitter",
-	"Recycle.MaxMemory": "max-memory", "Recycle.MinInterval": "min-recycle-interval",
-}
-
-// fieldsToFlags rewrites the recycle.Policy field names in an error's
-// reason ("needs MaxRequests") as the flags a user typed.
-var fieldsToFlags = strings.NewReplacer(
-	"MaxRequestsJitter", "-max-requests-jitter", "MaxRequests", "-max-requests",
-	"MaxAgeJitter", "-max-age-jitter", "MaxAge", "-max-age",
-	"MaxMemory", "-max-memory", "MinInterval", "-min-recycle-interval")
-
-// usageError rewrites an options error of the library as the flag that
-// caused it, or returns nil when err is not one (a failed bind is not a
-// usage error).
-func usageError(err error, fs *flag.FlagSet) error {
-	var oe *prefork.OptionError
-	if !errors.As(err, &oe) || (oe.Err != nil && !errors.Is(oe.Err, errors.ErrUnsupported)) {
-		return nil
-	}
-	name, ok := flagOf[oe.Field]
-	if !ok {
-		return err
-	}
-	return fmt.Errorf("-%s %s: %s", name, fs.Lookup(name).Value, fieldsToFlags.Replace(oe.Reason))
-}
-
-// options turns the flags into the library's options.
-func (c config) options() prefork.Options {
-	return prefork.Options{
-		Addr:             c.addr,
-		Workers:          c.workers,
-		GracefulTimeout:  c.graceful,
-		PIDFile:          c.pidfile,
-		HeartbeatTimeout: c.heartbeatTimeout,
-		Recycle:          c.recycle,
-		RequestTimeout:   c.requestTimeout,
-		MetricsAddr:      c.metricsAddr,
-		WorkerMetrics:    c.workerMetrics,
-		Server:           &http.Server{ReadHeaderTimeout: 10 * time.Second},
-	}
 }
 
 func main() {
 	c, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, flags.ErrConfigOK) {
 		os.Exit(0)
 	}
 	if err != nil {
@@ -201,11 +146,11 @@ func main() {
 	}
 
 	// New works in the master and in the workers alike; so does Run.
-	srv, err := prefork.New(newMux(os.Getpid()), c.options())
-	if uerr := usageError(err, c.fs); uerr != nil {
+	srv, err := prefork.New(newMux(os.Getpid()), c.opts)
+	if uerr := c.fl.UsageError(err); uerr != nil {
 		// A value the flags let through but the library refuses (a
-		// -heartbeat-timeout under 2s): a usage error too, before any
-		// worker starts.
+		// -timeout under 2s): a usage error too, before any worker
+		// starts.
 		fmt.Fprintf(os.Stderr, "hello: %v\n", uerr)
 		os.Exit(2)
 	}

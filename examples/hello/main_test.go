@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gracefork/gracefork/prefork"
 )
 
 // The unit file shipped in examples/systemd must start this program as
@@ -36,14 +39,15 @@ func TestSystemdUnitFitsTheProgram(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ExecStart flags: %v", err)
 	}
-	if c.pidfile == "" || c.pidfile != unit["PIDFile"] {
-		t.Errorf("-pidfile %q but PIDFile=%q", c.pidfile, unit["PIDFile"])
+	if c.opts.PIDFile == "" || c.opts.PIDFile != unit["PIDFile"] {
+		t.Errorf("-pid %q but PIDFile=%q", c.opts.PIDFile, unit["PIDFile"])
 	}
-	if !strings.HasPrefix(c.pidfile, "/run/"+unit["RuntimeDirectory"]+"/") {
-		t.Errorf("PID file %q outside RuntimeDirectory %q", c.pidfile, unit["RuntimeDirectory"])
+	if !strings.HasPrefix(c.opts.PIDFile, "/run/"+unit["RuntimeDirectory"]+"/") {
+		t.Errorf("PID file %q outside RuntimeDirectory %q", c.opts.PIDFile, unit["RuntimeDirectory"])
 	}
 	stop, err := time.ParseDuration(unit["TimeoutStopSec"] + "s")
-	if err != nil || stop <= c.graceful+2*time.Second {
-		t.Errorf("TimeoutStopSec=%s leaves no margin past -graceful-timeout %v", unit["TimeoutStopSec"], c.graceful)
+	graceful := cmp.Or(c.opts.GracefulTimeout, prefork.DefaultGracefulTimeout)
+	if err != nil || stop <= graceful+2*time.Second {
+		t.Errorf("TimeoutStopSec=%s leaves no margin past -graceful-timeout %v", unit["TimeoutStopSec"], graceful)
 	}
 }

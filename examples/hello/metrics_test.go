@@ -2,44 +2,19 @@ package main
 
 import (
 	"context"
-	"io"
-	"strings"
 	"testing"
 
-	"github.com/gracefork/gracefork/prefork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestParseFlagsMetrics(t *testing.T) {
-	c, err := parseFlagsTo(strings.Fields("-metrics-addr :9100 -worker-metrics"), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o := c.options(); o.MetricsAddr != ":9100" || !o.WorkerMetrics {
+	if o := mustParse(t, "-metrics-bind :9100 -worker-metrics").opts; o.MetricsAddr != ":9100" || !o.WorkerMetrics {
 		t.Errorf("options: MetricsAddr %q WorkerMetrics %v", o.MetricsAddr, o.WorkerMetrics)
 	}
-	c, err = parseFlagsTo(nil, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o := c.options(); o.MetricsAddr != "" || o.WorkerMetrics {
+	if o := mustParse(t, "").opts; o.MetricsAddr != "" || o.WorkerMetrics {
 		t.Errorf("default options: MetricsAddr %q WorkerMetrics %v, want both off", o.MetricsAddr, o.WorkerMetrics)
 	}
-	err = usageError(&prefork.OptionError{Field: "MetricsAddr", Value: "localhost", Reason: "missing port"},
-		mustParse(t, "-metrics-addr localhost").fs)
-	if err == nil || err.Error() != "-metrics-addr localhost: missing port" {
-		t.Errorf("usageError = %v", err)
-	}
-}
-
-func mustParse(t *testing.T, args string) config {
-	t.Helper()
-	c, err := parseFlagsTo(strings.Fields(args), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // Every answer of / counts in hello_requests_total, on the default

@@ -1,4 +1,4 @@
-package main
+package flags
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// byteUnits are the suffixes parseBytes accepts, matched without regard
+// byteUnits are the suffixes parseSize accepts, matched without regard
 // to case: the IEC binary units (Ki, KiB, ... 1024) and the SI decimal
 // ones (K, KB, ... 1000), as Kubernetes reads "800M" and "512Mi".
 var byteUnits = []struct {
@@ -26,10 +26,10 @@ var byteUnits = []struct {
 	{[]string{"ti", "tib"}, 1 << 40},
 }
 
-// parseBytes reads a size such as "512MiB", "1GiB", "800M", "1.5G" or a
+// parseSize reads a size such as "512MiB", "1GiB", "800M", "1.5G" or a
 // plain number of bytes. K, M, G, T are powers of 1000, Ki(B), Mi(B),
 // Gi(B), Ti(B) powers of 1024; a fraction rounds down to whole bytes.
-func parseBytes(s string) (uint64, error) {
+func parseSize(s string) (uint64, error) {
 	t := strings.TrimSpace(s)
 	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	if i < 0 {
@@ -71,29 +71,19 @@ func parseBytes(s string) (uint64, error) {
 	return uint64(b), nil
 }
 
-// byteSize is a flag.Value for a size in bytes.
-type byteSize uint64
-
-func (b *byteSize) Set(s string) error {
-	n, err := parseBytes(s)
-	if err != nil {
-		return err
-	}
-	*b = byteSize(n)
-	return nil
-}
-
-func (b *byteSize) String() string {
-	if b == nil || *b == 0 {
+// formatSize prints a size as parseSize reads it back: in the largest
+// binary unit that divides it, or in bytes.
+func formatSize(n uint64) string {
+	if n == 0 {
 		return "0"
 	}
 	for _, u := range []struct {
 		name string
 		size uint64
 	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if uint64(*b)%u.size == 0 {
-			return strconv.FormatUint(uint64(*b)/u.size, 10) + u.name
+		if n%u.size == 0 {
+			return strconv.FormatUint(n/u.size, 10) + u.name
 		}
 	}
-	return strconv.FormatUint(uint64(*b), 10)
+	return strconv.FormatUint(n, 10)
 }
