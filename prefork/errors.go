@@ -20,10 +20,10 @@ var ErrServerClosed = errors.New("prefork: server closed")
 // workers not all ready yet, the previous master still there, PID 1).
 var ErrUpgradeRefused = errors.New("prefork: upgrade refused")
 
-// ErrUnsupported is wrapped by the error [Serve] and [New] return on a
-// platform where the master cannot run worker processes: Windows, where
-// processes inherit no descriptors by number and receive no unix signals.
-// It wraps [errors.ErrUnsupported]. A single-process mode is planned there.
+// ErrUnsupported says the multi-process mode is not available on this
+// platform: Windows, where processes inherit no descriptors by number and
+// receive no unix signals. [New] does not return it: it serves in
+// single-process mode there. It wraps [errors.ErrUnsupported].
 var ErrUnsupported = fmt.Errorf("prefork: multi-process mode is not available on this platform (%w)", errors.ErrUnsupported)
 
 // OptionError reports an invalid field of [Options], before any socket is
@@ -33,12 +33,17 @@ type OptionError struct {
 	Value  any
 	Reason string
 	Err    error // the cause, when there is one (a failed bind)
+
+	env bool // Field names an environment variable, not an Options field
 }
 
 // Error names the field, the value as it would be written in Go (a
 // duration as "-1s", a string quoted, a signal map as
 // "{SIGKILL: shutdown}") and what is wrong with it.
 func (e *OptionError) Error() string {
+	if e.env {
+		return fmt.Sprintf("prefork: environment %s=%s: %s", e.Field, formatValue(e.Value), e.Reason)
+	}
 	return fmt.Sprintf("prefork: Options.%s = %s: %s", e.Field, formatValue(e.Value), e.Reason)
 }
 

@@ -82,6 +82,8 @@ const (
 	EventMetricsRejected                           // a worker's metrics snapshot was malformed (Err) and left out [Slot, Generation, Pid, Err]
 	EventMetricsError                              // gathering or serving the metrics failed (Err); what could be gathered was served [Err]
 	EventMetricsSettled                            // an exited worker's metrics were "folded" into its slot (it left as asked) or "dropped" (a crash), as Detail says [Slot, Generation, Pid, Detail]
+	EventShutdownDelay                             // a graceful stop began: readiness fails, and the workers serve on for Delay before they drain [Delay]
+	EventActionRefused                             // an action (Action) came during the shutdown delay (Detail) and was refused [Action, Detail]
 	EventMetricsImported                           // after a binary upgrade, the old master's totals were added to this master's (Detail: their size), or could not be (Err): its counts start over [Detail, Err]
 )
 
@@ -183,6 +185,8 @@ var kinds = [...]kindSpec{
 	EventMetricsRejected:      {name: "master rejects a worker's metrics snapshot", level: warn, fields: with(who, errF)},
 	EventMetricsError:         {name: "metrics", level: warn, master: true, fields: []field{errF}},
 	EventMetricsSettled:       {name: "worker metrics settled", level: debug, fields: with(who, f("Detail", "counts"))},
+	EventShutdownDelay:        {name: "stopping: readiness fails, serving on for the shutdown delay", master: true, fields: []field{f("Delay", "delay")}},
+	EventActionRefused:        {name: "action refused", level: warn, master: true, fields: []field{f("Action", "action"), f("Detail", "why")}},
 	EventMetricsImported:      {name: "metrics continue the old master's totals", worse: warn, master: true, fields: []field{opt("Detail", "size"), opt("Err", "err")}},
 }
 

@@ -1,8 +1,11 @@
 package prefork
 
 import (
+	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // SingleProcessEnv is the environment variable that, set to 1 or true,
@@ -81,5 +84,38 @@ func ReadyHandler() http.Handler {
 			return
 		}
 		w.Write([]byte("ready\n"))
+	})
+}
+
+// liveCheck, when set, is how LiveHandler learns that this process works:
+// the master sets it to a round trip through its loop.
+var liveCheck atomic.Pointer[func(context.Context) error]
+
+// liveTimeout bounds LiveHandler's check: a master loop that has not
+// taken an event for that long is wedged.
+const liveTimeout = 5 * time.Second
+
+// LiveHandler answers a liveness probe (Kubernetes' livenessProbe): 200
+// "alive" until the process is really wedged, and 503 then, so that the
+// orchestrator restarts it. In a worker or a single process an answer at
+// all means alive: a stop, a drain, a degraded pool or a missing master
+// does not fail it (readiness does), since restarting the process would not
+// help and would cut the requests it serves. In the master (MetricsAddr's
+// /livez) it is 503 when the master's loop has not taken an event within 5
+// seconds.
+func LiveHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if f := liveCheck.Load(); f != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), liveTimeout)
+			defer cancel()
+			if err := (*f)(ctx); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte("not alive: " + err.Error() + "\n"))
+				return
+			}
+		}
+		w.Write([]byte("alive\n"))
 	})
 }

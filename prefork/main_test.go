@@ -156,6 +156,8 @@ func helperMain() int {
 		time.Sleep(d)
 		fmt.Fprintf(w, "slept %v pid=%d\n", d, pid)
 	})
+	mux.Handle("/readyz", prefork.ReadyHandler())
+	mux.Handle("/livez", prefork.LiveHandler())
 	// /hijack holds its connection, as a WebSocket would, until the worker
 	// drains; then it says goodbye, so the client reconnects elsewhere.
 	mux.HandleFunc("/hijack", func(w http.ResponseWriter, r *http.Request) {
@@ -198,6 +200,7 @@ func helperMain() int {
 		Logger:           log,
 	}
 	opts.RequestTimeout = time.Duration(envInt("TEST_REQUEST_TIMEOUT_MS", 0)) * time.Millisecond
+	opts.ShutdownDelay = time.Duration(envInt("TEST_SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
 	if metricsReg != nil {
 		opts.MetricsGatherer = metricsReg
 	}

@@ -80,6 +80,14 @@ type master struct {
 	closeWaitTimer Timer
 	reload         reloadState
 	recycle        recycleState
+	// A graceful stop's ShutdownDelay (readiness.go): readiness fails,
+	// the workers serve on, the stop begins when delayTimer fires.
+	delaying   bool
+	delayTimer Timer
+	ready      struct { // the pool's readiness as last recorded
+		ok  bool
+		why string
+	}
 
 	announced     bool // every worker was ready once: READY=1, PID file, tableflip Ready
 	upgrading     bool
@@ -127,6 +135,7 @@ type worker struct {
 	expected bool                // it exited as asked (EventExited's Expected)
 	ctlDone  bool                // its control reader has ended
 	final    []*dto.MetricFamily // the final snapshot it sent, if any
+	told     telling             // what it was last told of the pool's readiness
 }
 
 // Loop events.
@@ -318,6 +327,8 @@ func (m *master) run(ctx context.Context) error {
 	for _, s := range m.slots {
 		m.spawn(s, false)
 	}
+	setServing(true)
+	m.setLiveCheck()
 	// An upgrade in progress at the stop ends soon (closeSockets stopped
 	// tableflip); its outcome decides whether the new master must stop too.
 	// The last workers' control channels are read to their end, so that
@@ -456,6 +467,7 @@ func (m *master) handle(ev any) {
 	if _, ok := ev.(actionsEvent); ok || m.actionsLost() {
 		m.runActions()
 	}
+	m.updateReadiness()
 }
 
 // actionsLost reports queued actions whose wake-up did not fit in the full
@@ -479,7 +491,7 @@ func (m *master) onRequest(r request) {
 		return
 	}
 	if r.scale {
-		if m.stopping {
+		if m.stopping || m.delaying {
 			r.answer(ErrServerClosed)
 			return
 		}
@@ -507,10 +519,18 @@ func (m *master) onAction(r request) {
 		r.answer(ErrServerClosed)
 		return
 	}
+	if m.delaying && refusedWhileDelaying(a) {
+		m.emit(Event{Kind: EventActionRefused, Action: a, Detail: "stopping after the shutdown delay"})
+		r.answer(ErrServerClosed)
+		return
+	}
 	switch a {
 	case signals.Shutdown:
-		m.stop(true, nil)
+		if !m.beginShutdownDelay(stopWhy(r)) {
+			m.stop(true, nil)
+		}
 	case signals.Quit:
+		setStopping(stopWhy(r))
 		m.stop(false, nil)
 	case signals.Reload:
 		m.startReload(r.reply)

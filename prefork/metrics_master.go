@@ -82,8 +82,13 @@ func newMasterMetrics(m *master) (*masterMetrics, error) {
 // up to Options.MetricsTimeout; a worker that has not answered by then is
 // served from its previous snapshot and gracefork_worker_metrics_stale
 // says so. Text, OpenMetrics and protobuf are negotiated as promhttp
-// does. In a worker it returns nil.
+// does. In single-process mode it serves this process's metrics
+// (MetricsGatherer, and the worker metrics with WorkerMetrics); in a
+// worker it returns nil.
 func (s *Server) MetricsHandler() http.Handler {
+	if s.IsSingleProcess() {
+		return s.w.singleMetricsHandler()
+	}
 	if s.m == nil {
 		return nil
 	}
@@ -91,8 +96,12 @@ func (s *Server) MetricsHandler() http.Handler {
 }
 
 // MetricsAddr returns the address the master serves its metrics on, or
-// nil without Options.MetricsAddr, and in a worker.
+// nil without Options.MetricsAddr, and in a worker. In single-process
+// mode it is where this process serves them.
 func (s *Server) MetricsAddr() net.Addr {
+	if s.IsSingleProcess() && s.w.single.metricsLn != nil {
+		return s.w.single.metricsLn.Addr()
+	}
 	if s.m == nil || s.m.metricsLn == nil {
 		return nil
 	}
@@ -281,6 +290,8 @@ func (m *master) serveMetrics() {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.mx.handler)
 	mux.HandleFunc("/status", m.serveStatus)
+	mux.Handle("/readyz", ReadyHandler())
+	mux.Handle("/livez", LiveHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	m.metricsSrv = srv
 	ln := m.metricsLn

@@ -353,10 +353,8 @@ func (c *config) validateMaster() error {
 	if err := c.checkBounds(); err != nil {
 		return err
 	}
-	if c.PIDFile != "" {
-		if st, err := os.Stat(filepath.Dir(c.PIDFile)); err != nil || !st.IsDir() {
-			return &OptionError{Field: "PIDFile", Value: c.PIDFile, Reason: "its directory does not exist"}
-		}
+	if err := c.checkPIDFileDir(); err != nil {
+		return err
 	}
 	if err := c.checkRecycle(); err != nil {
 		return err
@@ -371,6 +369,16 @@ func (c *config) validateMaster() error {
 		return &OptionError{Field: "Signals", Value: c.Signals, Reason: err.Error(), Err: err}
 	}
 	c.procs = workerProcs(c.Workers)
+	return nil
+}
+
+// checkPIDFileDir refuses a PID file whose directory does not exist.
+func (c *config) checkPIDFileDir() error {
+	if c.PIDFile != "" {
+		if st, err := os.Stat(filepath.Dir(c.PIDFile)); err != nil || !st.IsDir() {
+			return &OptionError{Field: "PIDFile", Value: c.PIDFile, Reason: "its directory does not exist"}
+		}
+	}
 	return nil
 }
 

@@ -10,11 +10,11 @@ import (
 	"syscall"
 )
 
-// supported fails: workers inherit their listening sockets and their
+// supported fails, and New chooses the single-process mode: workers inherit their listening sockets and their
 // control channel by descriptor number, and the master drives them with
 // unix signals.
 func supported() error {
-	return fmt.Errorf("%w: on %s the master cannot hand its listening sockets to worker processes; a single-process mode that serves there is planned", ErrUnsupported, runtime.GOOS)
+	return fmt.Errorf("%w: on %s the master cannot hand its listening sockets to worker processes; New serves in single-process mode there", ErrUnsupported, runtime.GOOS)
 }
 
 // sigWINCH is nil: there is no window-resize signal.

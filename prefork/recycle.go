@@ -95,7 +95,7 @@ func (m *master) recyclable(w *worker) bool {
 // advanceRecycle starts the next recycle when nothing stands in its way.
 func (m *master) advanceRecycle() {
 	r := &m.recycle
-	if r.cur != nil || r.wait != nil || m.reload.on || m.upgrading || m.stopping {
+	if r.cur != nil || r.wait != nil || m.reload.on || m.upgrading || m.stopping || m.delaying {
 		return
 	}
 	for len(r.queue) > 0 && !m.recyclable(r.queue[0]) {

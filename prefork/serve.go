@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 
 	"github.com/gracefork/gracefork/signals"
@@ -28,8 +29,9 @@ import (
 //
 // Serve is New followed by Run with a background context. Invalid options
 // return an *OptionError before anything is started; repeated boot
-// failures a *BootError. On Windows, Serve returns an error wrapping
-// [ErrUnsupported].
+// failures a *BootError. With Options.SingleProcess, GRACEFORK_SINGLE_PROCESS=1,
+// or on Windows, Serve serves h in this process alone (see the package
+// documentation's "Single-process mode").
 func Serve(h http.Handler, opts Options) error {
 	s, err := New(h, opts)
 	if err != nil {
@@ -74,22 +76,24 @@ const (
 // the options a worker uses and takes the sockets and the control channel
 // the master handed down. The workers serve h (nil: http.DefaultServeMux,
 // as in net/http); the master never calls it. Errors name the offending
-// field and value. On Windows it returns an error wrapping
-// [ErrUnsupported].
+// field and value. In single-process mode (Options.SingleProcess,
+// SingleProcessEnv, Windows) it binds every address and makes a Server
+// that serves h in this process, with no master and no workers.
 //
 // New is where an old master that upgraded in a terminal becomes the
 // waiter that keeps its pid for the shell (see terminal.go): in that
 // process — the old master re-executed with a private variable set — New
 // does not return, and what the program does before New it does again.
 func New(h http.Handler, opts Options) (*Server, error) {
-	if err := supported(); err != nil {
-		return nil, err
-	}
 	runTerminalWaiter() // does not return in the waiter
 	if IsWorker() {
 		if _, err := takeHandoff(); err != nil {
 			return nil, err // a leaked marker, explained before any option error
 		}
+	}
+	alone, err := chooseSingle(opts, os.Getenv)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := opts.validate()
 	if err != nil {
@@ -99,9 +103,12 @@ func New(h http.Handler, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{finished: make(chan struct{})}
-	if IsWorker() {
+	switch {
+	case IsWorker():
 		s.w, err = newWorkerRole(h, cfg)
-	} else {
+	case alone:
+		s.w, err = newSingleRole(h, cfg)
+	default:
 		s.m, err = newMasterRole(cfg)
 	}
 	if err != nil {
@@ -119,8 +126,21 @@ func newMasterRole(cfg *config) (*master, error) {
 	return newMaster(cfg)
 }
 
-// IsMaster reports whether s is the master, rather than a worker.
+// IsMaster reports whether s is the master, rather than a worker or a
+// single process.
 func (s *Server) IsMaster() bool { return s.m != nil }
+
+// IsSingleProcess reports whether s serves alone, in single-process mode
+// (Options.SingleProcess, SingleProcessEnv, or Windows).
+func (s *Server) IsSingleProcess() bool { return s.w != nil && s.w.single != nil }
+
+// notMaster is the error of a master-only method called elsewhere.
+func (s *Server) notMaster() error {
+	if s.IsSingleProcess() {
+		return ErrSingleProcess
+	}
+	return ErrNotMaster
+}
 
 // Run is the process's work. In the master it starts the workers and
 // supervises them until a shutdown — a signal, Shutdown, Close, or ctx
@@ -238,7 +258,7 @@ func (s *Server) Upgrade(ctx context.Context) error {
 // stopped.
 func (s *Server) Scale(n int) error {
 	if s.m == nil {
-		return ErrNotMaster
+		return s.notMaster()
 	}
 	if n < 0 || n > MaxWorkers {
 		return &OptionError{Field: "Workers", Value: n, Reason: "Scale takes 0 to 1024 (MaxWorkers)"}
@@ -249,7 +269,7 @@ func (s *Server) Scale(n int) error {
 // ReopenLogs reopens Options.LogFile, as SIGUSR1 does, without waiting.
 func (s *Server) ReopenLogs() error {
 	if s.m == nil {
-		return ErrNotMaster
+		return s.notMaster()
 	}
 	return s.m.do(request{a: signals.ReopenLogs})
 }
@@ -257,7 +277,7 @@ func (s *Server) ReopenLogs() error {
 // ask queues a request for its outcome and waits for it.
 func (s *Server) ask(ctx context.Context, r request) error {
 	if s.m == nil {
-		return ErrNotMaster
+		return s.notMaster()
 	}
 	r.reply = make(chan error, 1)
 	if err := s.m.do(r); err != nil {

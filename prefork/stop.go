@@ -40,6 +40,8 @@ func (m *master) stop(graceful bool, err error) {
 	if m.stopping && (graceful || m.quitting) {
 		return
 	}
+	m.endShutdownDelay()
+	setStopping("stopped")
 	if !m.stopping && !m.handedOver {
 		m.sdNotify(sdnotify.Stopping())
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gracefork/gracefork/internal/handoff"
 	"github.com/gracefork/gracefork/internal/sockets"
 	core "github.com/gracefork/gracefork/internal/worker"
+	"github.com/gracefork/gracefork/recycle"
 )
 
 // markerEnv is the environment variable that makes a process a worker. The
@@ -121,8 +122,11 @@ type workerRole struct {
 	ctl  net.Conn
 	core *core.Worker
 	gath *workerGather // the master's scrapes; see metrics_worker.go
-	wg   sync.WaitGroup
-	done chan struct{} // closed when the stop is done
+	// single is set when this process serves alone, with no master
+	// (single.go); ctl is then nil.
+	single *single
+	wg     sync.WaitGroup
+	done   chan struct{} // closed when the stop is done
 
 	ctlMu    sync.Mutex
 	quitc    chan struct{}
@@ -152,18 +156,25 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.gath = newWorkerGather(w, cfg)
+	if err := w.build(h, lns); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// build makes the serving core on lns: the same in a worker and in a
+// single process.
+func (w *workerRole) build(h http.Handler, lns []net.Listener) error {
+	w.gath = newWorkerGather(w, w.cfg)
 	var observe func(*http.Request, int, time.Duration)
 	if w.gath.private != nil {
 		observe = w.gath.private.Observe
 	}
-	w.core, err = core.New(core.Config{Listeners: lns, Server: cfg.Server, Handler: h,
-		DrainIdle: cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
-		RequestTimeout: cfg.RequestTimeout, OnRunaway: w.retireRunaway, Observe: observe})
-	if err != nil {
-		return nil, err
-	}
-	return w, nil
+	var err error
+	w.core, err = core.New(core.Config{Listeners: lns, Server: w.cfg.Server, Handler: h,
+		DrainIdle: w.cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
+		RequestTimeout: w.cfg.RequestTimeout, OnRunaway: w.retireRunaway, Observe: observe})
+	return err
 }
 
 // inherit opens the control channel and the listeners the master handed
@@ -240,24 +251,36 @@ func (w *workerRole) run(ctx context.Context) error {
 	stops := make(chan stopReq, 2)
 	req, err := w.serving()
 	if req == nil {
-		w.send(control.Message{Type: control.TypeReady})
-		w.log.Debug("worker serving")
-		w.wg.Go(func() { w.readControl(stops) })
-		w.wg.Go(w.heartbeat)
-		// Not waited for: a collector stuck in the user's code must not
-		// keep the worker from exiting.
-		go w.gath.loop(w.done)
+		if w.single != nil {
+			w.startSingle()
+		} else {
+			w.send(control.Message{Type: control.TypeReady})
+			setServing(true) // ready once the master says the pool is
+			w.log.Debug("worker serving")
+			w.wg.Go(func() { w.readControl(stops) })
+			w.wg.Go(w.heartbeat)
+			// Not waited for: a collector stuck in the user's code must not
+			// keep the worker from exiting.
+			go w.gath.loop(w.done)
+		}
 		req, err = w.await(ctx, sigc, stops)
 	}
+	if w.single != nil {
+		w.shutdownDelay(req, sigc, stops)
+	}
 	w.stop(*req, sigc, stops)
-	if req.drain {
+	if req.drain && w.single == nil {
 		// After the last request, before the channel closes: the
 		// master folds these counts into the slot's. A quit skips it.
 		w.gath.sendFinal(w.cfg.MetricsTimeout)
 	}
 	close(w.done)
-	w.send(w.beat()) // the last counters, before exiting
-	w.ctl.Close()
+	if w.single != nil {
+		w.endSingle()
+	} else {
+		w.send(w.beat()) // the last counters, before exiting
+		w.ctl.Close()
+	}
 	w.wg.Wait()
 	w.core.Wait()
 	return err
@@ -305,19 +328,34 @@ func (w *workerRole) serving() (*stopReq, error) {
 
 // await waits for the reason to stop.
 func (w *workerRole) await(ctx context.Context, sigc <-chan os.Signal, stops <-chan stopReq) (*stopReq, error) {
-	select {
-	case req := <-stops:
-		return &req, nil
-	case sig := <-sigc:
-		req := stopFor(sig, w.cfg.GracefulTimeout)
-		return &req, nil
-	case err := <-w.core.Failed():
-		// A listener stopped serving on its own: exit non-zero too.
-		return &stopReq{why: "listener failed"}, err
-	case <-ctx.Done():
-		return &stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: "context done"}, nil
-	case <-w.quitc:
-		return &stopReq{why: "quit"}, nil
+	var recycled <-chan recycle.Due
+	if w.single != nil {
+		recycled = w.single.recycled
+	}
+	for {
+		select {
+		case req := <-stops:
+			return &req, nil
+		case sig := <-sigc:
+			if w.single != nil && sig == syscall.SIGHUP {
+				// No workers to replace: an orchestrator restarts the
+				// process to run new code.
+				w.log.Warn("SIGHUP ignored: single-process mode has no workers to reload; restart the process instead")
+				continue
+			}
+			req := stopFor(sig, w.cfg.GracefulTimeout)
+			return &req, nil
+		case due := <-recycled:
+			w.log.Info("recycling: exiting for the supervisor to start a fresh process", "reason", due.Reason.String(), "detail", due.String())
+			return &stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: "recycle: " + due.String()}, nil
+		case err := <-w.core.Failed():
+			// A listener stopped serving on its own: exit non-zero too.
+			return &stopReq{why: "listener failed"}, err
+		case <-ctx.Done():
+			return &stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: "context done"}, nil
+		case <-w.quitc:
+			return &stopReq{why: "quit"}, nil
+		}
 	}
 }
 
@@ -387,6 +425,7 @@ func (w *workerRole) readControl(stops chan<- stopReq) {
 			continue
 		}
 		if err != nil {
+			setPoolReady(false, ctlGone(err))
 			post(stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: ctlGone(err)})
 			return
 		}
@@ -426,6 +465,17 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 		w.core.NotifyAt(msg.Requests, func() { w.send(w.beat()) })
 	case control.TypeGather:
 		w.gath.ask(msg.Seq) // answered from another goroutine: never blocks
+	case control.TypeReadiness:
+		// The pool's readiness: ReadyHandler on the program's mux
+		// answers for the whole pool, whichever worker takes the probe.
+		switch {
+		case msg.Ready:
+			setPoolReady(true, "")
+		case msg.Reason == control.NotReadyStopping:
+			setStopping("the master is stopping")
+		default:
+			setPoolReady(false, "fewer workers ready than the pool should have")
+		}
 	default:
 		w.log.Warn("worker ignores an unexpected control message", "type", msg.Type.String())
 	}
@@ -438,6 +488,14 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 // the master, its replacement ready, drains it; the drain does not wait
 // for the abandoned handler.
 func (w *workerRole) retireRunaway(d time.Duration) {
+	if w.single != nil {
+		w.log.Warn("recycling", "reason", "runaway request", "duration", d.String())
+		select {
+		case w.single.recycled <- recycle.Due{Reason: recycle.Runaway, Value: uint64(d), Limit: uint64(w.cfg.RequestTimeout)}:
+		default:
+		}
+		return
+	}
 	w.log.Warn("worker asks to be recycled", "reason", "runaway request", "duration", d)
 	w.send(control.Message{Type: control.TypeRetire, Reason: control.RetireRunaway, Value: uint64(d)})
 }
@@ -461,6 +519,9 @@ func (w *workerRole) beat() control.Message {
 }
 
 func (w *workerRole) send(msg control.Message) {
+	if w.ctl == nil {
+		return // single-process mode: no master
+	}
 	w.ctlMu.Lock()
 	defer w.ctlMu.Unlock()
 	w.ctl.SetWriteDeadline(time.Now().Add(time.Second))

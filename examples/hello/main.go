@@ -204,7 +204,7 @@ func serveAdmin(srv *prefork.Server, addr string) {
 	(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 }
 
-// newMux is the demo's handlers. /slow and /stuck show what
+// newMux is the demo's handlers. /readyz and /livez are the probes. /slow and /stuck show what
 // -request-timeout does: /slow?d=10s sleeps but returns as soon as its
 // request's context is done; /stuck?d=30s sleeps whatever happens, as a
 // handler blocked in a call without a context would.
@@ -214,6 +214,11 @@ func newMux(pid int) *http.ServeMux {
 		fmt.Fprintf(w, "hello from worker=%d pid=%d\n", prefork.WorkerID(), pid)
 		helloRequests.Inc()
 	})
+	// The probes an orchestrator asks: /readyz fails from the first
+	// moment of a stop (through -shutdown-delay) and while the pool is
+	// short of workers; /livez only when the process is wedged.
+	mux.Handle("/readyz", prefork.ReadyHandler())
+	mux.Handle("/livez", prefork.LiveHandler())
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		d, ok := sleepParam(w, r)
 		if !ok {

@@ -73,7 +73,8 @@ const (
 	// draining worker sends after its last request (Seq 0).
 	TypeMetrics Type = 10
 	// Readiness: the pool's readiness as the master sees it (Ready): every
-	// worker ready, no stop begun, not degraded. Sent to every serving
+	// worker ready, no stop begun, not degraded; when it is not, Reason
+	// says why (NotReadyShort, NotReadyStopping). Sent to every serving
 	// worker when it changes and to each worker once it is ready, so that
 	// a readiness handler in the workers answers for the pool.
 	TypeReadiness Type = 11
@@ -91,6 +92,15 @@ const (
 	// RetireRunaway: a handler ran past its request timeout and its
 	// grace, and cannot be stopped; the goroutine goes with the worker.
 	RetireRunaway uint8 = 1
+)
+
+// Why a pool is not ready (Message.Reason of TypeReadiness).
+const (
+	// NotReadyShort: fewer workers are ready than the pool should have.
+	NotReadyShort uint8 = 1
+	// NotReadyStopping: the master is stopping (its shutdown delay, then
+	// the drain).
+	NotReadyStopping uint8 = 2
 )
 
 // String names the type, as logs show it.
@@ -144,7 +154,8 @@ type Message struct {
 	Active   uint32
 	InFlight uint32
 	RSS      uint64
-	// Retire: why, and the value that made the worker ask.
+	// Retire: why, and the value that made the worker ask; Readiness:
+	// why the pool is not ready.
 	Reason uint8
 	Value  uint64
 	// Drain: how long in-flight requests may take.
@@ -178,7 +189,7 @@ func payloadLen(t Type) (int, bool) {
 	case TypeRetire:
 		return 9, true
 	case TypeReadiness:
-		return 1, true
+		return 2, true
 	case TypePool:
 		return 12, true
 	}
@@ -228,7 +239,7 @@ func Append(b []byte, m Message) ([]byte, error) {
 	case TypeDrain:
 		b = binary.BigEndian.AppendUint64(b, uint64(m.Deadline))
 	case TypeReadiness:
-		b = append(b, boolByte(m.Ready))
+		b = append(b, boolByte(m.Ready), m.Reason)
 	case TypePool:
 		b = binary.BigEndian.AppendUint32(b, m.Active)
 		b = binary.BigEndian.AppendUint32(b, m.InFlight)
@@ -336,7 +347,7 @@ func decodePayload(t Type, p []byte) (Message, error) {
 		if p[0] > 1 {
 			return Message{}, fmt.Errorf("%w: readiness flag %d", ErrPayload, p[0])
 		}
-		m.Ready = p[0] == 1
+		m.Ready, m.Reason = p[0] == 1, p[1]
 	case TypePool:
 		m.Active = binary.BigEndian.Uint32(p)
 		m.InFlight = binary.BigEndian.Uint32(p[4:])

@@ -24,7 +24,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeCloseListeners},
 		{Type: TypeListenersClosed},
 		{Type: TypeReadiness, Ready: true},
-		{Type: TypeReadiness},
+		{Type: TypeReadiness, Reason: NotReadyStopping},
 		{Type: TypePool, Active: 300, InFlight: 12, Workers: 4},
 	}
 	var buf bytes.Buffer
