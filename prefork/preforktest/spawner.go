@@ -59,7 +59,7 @@ func (s *Spawner) Spawn(spec prefork.WorkerSpec) (prefork.Process, error) {
 	}
 	w := &Worker{
 		Slot: spec.Slot, Generation: spec.Generation, Env: spec.Env, Listeners: len(spec.Listeners),
-		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16), limit: make(chan uint64, 16), gather: make(chan uint64, 1024),
+		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16), limit: make(chan uint64, 16), gather: make(chan uint64, 1024), readiness: make(chan Readiness, 1024),
 		exited: make(chan struct{}), signals: make(chan os.Signal, 16),
 	}
 	go w.read()
@@ -95,6 +95,7 @@ type Worker struct {
 	holdClose  atomic.Bool
 	limit      chan uint64 // RequestLimit messages
 	gather     chan uint64 // Gather messages' scrape numbers
+	readiness  chan Readiness
 	once       sync.Once
 	exited     chan struct{}
 	exit       prefork.Exit
@@ -264,6 +265,19 @@ func (w *Worker) FinalMetrics(snapshot []byte) error {
 	return w.send(control.Message{Type: control.TypeMetrics, Final: true, Payload: string(snapshot)})
 }
 
+// Readiness is what the master told a worker of the pool's readiness.
+type Readiness struct {
+	Ready    bool
+	Stopping bool // not ready because the master is stopping
+}
+
+// WaitReadiness waits for the next Readiness message the master sends the
+// worker, and returns it.
+func (w *Worker) WaitReadiness(t testing.TB) Readiness {
+	t.Helper()
+	return await(t, w, w.readiness, "was told nothing of the pool's readiness")
+}
+
 // WaitSignal waits until the master signals the worker.
 func (w *Worker) WaitSignal(t testing.TB) os.Signal {
 	t.Helper()
@@ -283,6 +297,13 @@ func (w *Worker) read() {
 		if m.Type == control.TypeGather {
 			select {
 			case w.gather <- m.Seq:
+			default: // a test that never looks: the master must not care
+			}
+			continue
+		}
+		if m.Type == control.TypeReadiness {
+			select {
+			case w.readiness <- Readiness{Ready: m.Ready, Stopping: m.Reason == control.NotReadyStopping}:
 			default: // a test that never looks: the master must not care
 			}
 			continue
