@@ -87,3 +87,44 @@ func TestE2EPID1ReapsOrphans(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// In single-process mode as PID 1 the process reaps the orphans it is
+// handed (after orphanGrace, so that a command's own Wait comes first),
+// and still exits 0 at SIGTERM.
+func TestE2ESingleProcessPID1ReapsOrphans(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("needs unshare(1): %v", err)
+	}
+	if out, err := exec.Command(unshare, "-p", "-f", "--mount-proc", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot make a pid namespace here (needs root or user namespaces): %v %s", err, out)
+	}
+	p := startMasterCmd(t, func(c *exec.Cmd) {
+		c.Args = append([]string{unshare, "-p", "--kill-child", "--mount-proc"}, c.Args...)
+		c.Path = unshare
+		c.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}, "GRACEFORK_SINGLE_PROCESS=1", "TEST_PARENT_PID=")
+	t.Cleanup(func() { p.mu.Lock(); clear(p.pids); p.mu.Unlock() })
+	var at int
+	url := "http://" + p.addr(&at) + "/orphan"
+	p.waitLog(&at, "serving in single-process mode", map[string]any{"pid": 1})
+	body := get(t, newClient(), url)
+	orphan, err := strconv.Atoi(strings.Fields(body)[0])
+	if err != nil {
+		t.Fatalf("answer %q", body)
+	}
+	p.waitLog(&at, "reaped an orphan", map[string]any{"pid": orphan, "status": "exit status 0"})
+	outer := prefork.ChildPids(p.cmd.Process.Pid)
+	if len(outer) != 1 {
+		t.Fatalf("unshare's children: %v", outer)
+	}
+	for _, c := range prefork.ChildPids(outer[0]) {
+		if st := procField(c, "State"); strings.HasPrefix(st, "Z") {
+			t.Fatalf("zombie %d left", c)
+		}
+	}
+	syscall.Kill(outer[0], syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

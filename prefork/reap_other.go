@@ -10,3 +10,5 @@ func startWorker(start func() (int, error)) (int, error) { return start() }
 func workerWaited(int) {}
 
 func (m *master) startReaper() (stop func()) { return func() {} }
+
+func (w *workerRole) startSingleReaper() (stop func()) { return func() {} }

@@ -55,6 +55,7 @@ type single struct {
 	tracker   *recycle.Tracker
 	started   time.Time
 	recycled  chan recycle.Due // a limit was reached (buffered: the first one counts)
+	endReaper func()           // see startSingleReaper
 }
 
 // validateSingle checks what the single-process mode uses of the master's
@@ -169,6 +170,7 @@ func (w *workerRole) startSingle() {
 	setPoolReady(true, "")
 	setServing(true)
 	s.started = time.Now()
+	s.endReaper = w.startSingleReaper()
 	if s.metricsLn != nil {
 		s.metrics = &http.Server{Handler: w.singleMetricsMux(), ReadHeaderTimeout: 10 * time.Second}
 		go s.metrics.Serve(s.metricsLn)
@@ -279,6 +281,9 @@ func (w *workerRole) shutdownDelay(req *stopReq, sigc <-chan os.Signal, stops <-
 func (w *workerRole) endSingle() {
 	s := w.single
 	setServing(false)
+	if s.endReaper != nil {
+		s.endReaper()
+	}
 	if s.metrics != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		s.metrics.Shutdown(ctx)
