@@ -196,10 +196,13 @@ func TestRecycleFailedReplacementRetries(t *testing.T) {
 			t.Fatalf("failure %d: retry in %v (want %v), err %v", i, e.Delay, want, e.Err)
 		}
 		r.clk.WaitTimer(t, want)
+		if i == 2 {
+			// A spawn that fails is a failed recycle too. Armed before
+			// the retry's timer fires: the loop spawns as soon as it does.
+			r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
+		}
 		r.clk.Advance(want)
 	}
-	// A spawn that fails is a failed recycle too.
-	r.sp.FailNext(errors.New("fork: resource temporarily unavailable"))
 	if e := r.ev.Wait(t, prefork.EventRecycleFailed, nil); e.Delay != 8*time.Second {
 		t.Fatalf("after a failed spawn: retry in %v", e.Delay)
 	}
