@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -47,6 +49,11 @@ type Instance struct {
 	answeredBy map[int]bool // pids that served a request
 	termAt     time.Time    // when the term action signalled termMaster
 	termMaster int
+	// readyzFail is how long after the SIGTERM the target's readiness
+	// path first answered anything but 200 (or was refused); readyzDone
+	// is closed once that is known or the poll gave up.
+	readyzFail time.Duration
+	readyzDone chan struct{}
 }
 
 // live lists the started instances, so a signal handler can kill them all.
@@ -259,6 +266,10 @@ func (in *Instance) Inject(ctx context.Context, a Action, observeUntil time.Time
 			in.mu.Lock()
 			if in.termAt.IsZero() {
 				in.termAt, in.termMaster = t, in.master
+				if in.Target.readyz != "" {
+					in.readyzDone = make(chan struct{})
+					go in.pollReadyz(t)
+				}
 			}
 			in.mu.Unlock()
 		}
@@ -270,6 +281,43 @@ func (in *Instance) Inject(ctx context.Context, a Action, observeUntil time.Time
 		return in.observedUpgrade(ctx, observeUntil)
 	}
 	return "", fmt.Errorf("unknown action %q", a)
+}
+
+// pollReadyz asks the readiness path on fresh connections, as an
+// orchestrator's probe does, until it fails, for at most 5 s after the
+// SIGTERM sent at t.
+func (in *Instance) pollReadyz(t time.Time) {
+	defer close(in.readyzDone)
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: time.Second}
+	for time.Since(t) < 5*time.Second {
+		resp, err := client.Get("http://" + in.Addr + in.Target.readyz)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			in.mu.Lock()
+			in.readyzFail = time.Since(t)
+			in.mu.Unlock()
+			return
+		}
+		time.Sleep(2 * time.Millisecond) // a poll interval, not a synchronisation
+	}
+}
+
+// ReadyzFailedAfter returns how long after the SIGTERM the readiness path
+// began to fail; ok is false when it was not polled or never failed.
+func (in *Instance) ReadyzFailedAfter() (time.Duration, bool) {
+	in.mu.Lock()
+	done := in.readyzDone
+	in.mu.Unlock()
+	if done == nil {
+		return 0, false
+	}
+	<-done
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.readyzFail, in.readyzFail > 0
 }
 
 // ErrUnsupported marks an action the target cannot do.

@@ -136,7 +136,10 @@ type StopReport struct {
 	LastOKAfterS float64 `json:"last_ok_after_s"`
 	// FailedBefore counts failures before SIGTERM (expected 0).
 	FailedBefore int `json:"failed_before"`
-	termAfter    time.Duration
+	// ReadyzFailedAfterMS is how long after SIGTERM the readiness path
+	// began to fail, for targets that have one.
+	ReadyzFailedAfterMS *float64 `json:"readyz_failed_after_ms,omitempty"`
+	termAfter           time.Duration
 }
 
 // Summary is the report of one target's run.
@@ -436,6 +439,9 @@ func (s *Summary) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "master:     %s\n", s.MasterExit)
 	if st := s.Stop; st != nil {
 		fmt.Fprintf(w, "after TERM: %d ok, the last %.2fs after it; %d failed before it\n", st.OKAfter, st.LastOKAfterS, st.FailedBefore)
+		if st.ReadyzFailedAfterMS != nil {
+			fmt.Fprintf(w, "readiness:  /readyz failed %.1fms after TERM\n", *st.ReadyzFailedAfterMS)
+		}
 	}
 	if len(s.Leftovers) == 0 {
 		fmt.Fprintf(w, "left behind after master exit: none\n")

@@ -191,6 +191,10 @@ func stopReport(in *Instance, start time.Time) *StopReport {
 		return nil
 	}
 	r := &StopReport{TermAtS: termAt.Sub(start).Seconds(), Master: m, termAfter: termAt.Sub(start)}
+	if d, ok := in.ReadyzFailedAfter(); ok {
+		ms := float64(d) / float64(time.Millisecond)
+		r.ReadyzFailedAfterMS = &ms
+	}
 	at, status, ok := in.StartedExit()
 	switch {
 	case m != in.cmd.Process.Pid:

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,10 +23,19 @@ const (
 	TNetHTTP   = "nethttp"
 	TFastHTTP  = "fasthttp"
 	TGunicorn  = "gunicorn"
+	// Single processes, for the stop-single scenario: gracefork's
+	// single-process mode without and with a 2 s shutdown delay, and
+	// uvicorn alone (what one worker per pod runs).
+	TGraceforkSingle      = "gracefork-single"
+	TGraceforkSingleDelay = "gracefork-single-delay"
+	TUvicorn              = "uvicorn"
 )
 
 // TargetNames lists the known targets.
-var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn}
+var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn}
+
+// SingleShutdownDelay is gracefork-single-delay's -shutdown-delay.
+const SingleShutdownDelay = 2 * time.Second
 
 // ErrSkipped wraps the reason a target cannot run on this machine.
 var ErrSkipped = errors.New("skipped")
@@ -56,6 +66,9 @@ type Target struct {
 	// replacements counts, in the target's log, the workers it replaced
 	// because of those flags; nil when its log does not tell.
 	replacements func(log []byte, workers int) int
+	// readyz, if set, is the target's readiness path: after the term
+	// action the harness polls it to time when it begins to fail.
+	readyz string
 }
 
 // launcher starts a built target.
@@ -90,6 +103,20 @@ func LookupTarget(name string) (*Target, error) {
 	case TGunicorn:
 		return &Target{Name: name, Prefork: true, build: buildGunicorn,
 			recycleArgs: gunicornRecycleArgs, replacements: gunicornReplacements}, nil
+	case TGraceforkSingle, TGraceforkSingleDelay:
+		why := "not supported in single-process mode (no workers)"
+		delay := time.Duration(0)
+		if name == TGraceforkSingleDelay {
+			delay = SingleShutdownDelay
+		}
+		return &Target{Name: name, readyz: "/readyz", build: func(ctx context.Context, env BuildEnv) (*launcher, error) {
+			return buildGraceforkSingle(ctx, env, delay)
+		}, unsupported: map[Action]string{ActKill9: why, ActStop: why, ActHUP: why, ActUSR2: why, ActTTIN: why, ActTTOU: why}}, nil
+	case TUvicorn:
+		why := "not supported by uvicorn alone (single process)"
+		return &Target{Name: name, build: buildUvicorn, unsupported: map[Action]string{
+			ActKill9: why, ActStop: why, ActHUP: why, ActUSR2: why, ActTTIN: why, ActTTOU: why,
+		}}, nil
 	}
 	return nil, fmt.Errorf("unknown target %q (want one of %s)", name, strings.Join(TargetNames, ", "))
 }
@@ -128,6 +155,47 @@ func buildGracefork(ctx context.Context, env BuildEnv) (*launcher, error) {
 	return &launcher{readyTimeout: 20 * time.Second, pidFile: pidFile, command: func(addr string, workers int, extra []string) *exec.Cmd {
 		args := []string{"-addr", addr, "-workers", strconv.Itoa(workers), "-graceful-timeout", "10s", "-pidfile", pidFile(addr)}
 		return exec.Command(bin, append(args, extra...)...)
+	}}, nil
+}
+
+// buildGraceforkSingle builds examples/hello and runs it in single-process
+// mode (GRACEFORK_SINGLE_PROCESS=1, as a container would set it) with the
+// given shutdown delay.
+func buildGraceforkSingle(ctx context.Context, env BuildEnv, delay time.Duration) (*launcher, error) {
+	l, err := buildGracefork(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	multi := l.command
+	l.command = func(addr string, _ int, extra []string) *exec.Cmd {
+		cmd := multi(addr, 1, append([]string{"-shutdown-delay", delay.String()}, extra...))
+		cmd.Env = append(os.Environ(), "GRACEFORK_SINGLE_PROCESS=1")
+		return cmd
+	}
+	return l, nil
+}
+
+// buildUvicorn writes the gunicorn target's ASGI app and runs it with
+// uvicorn alone, one process, as one worker per pod would.
+func buildUvicorn(ctx context.Context, env BuildEnv) (*launcher, error) {
+	py := cmp.Or(env.Python, "/usr/bin/python3")
+	check := exec.CommandContext(ctx, py, "-c", "import uvicorn")
+	if b, err := check.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%w: uvicorn: install Debian's python3-uvicorn (%s: %s)", ErrSkipped, py, strings.TrimSpace(string(b)))
+	}
+	dir := filepath.Join(env.Tmp, "uvicorn-app")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(asgiApp), 0o644); err != nil {
+		return nil, err
+	}
+	return &launcher{readyTimeout: 30 * time.Second, command: func(addr string, _ int, extra []string) *exec.Cmd {
+		host, port, _ := net.SplitHostPort(addr)
+		args := append([]string{"-m", "uvicorn", "--host", host, "--port", port, "--no-access-log"}, extra...)
+		cmd := exec.Command(py, append(args, "app:app")...)
+		cmd.Dir = dir
+		return cmd
 	}}, nil
 }
 
