@@ -67,7 +67,7 @@ func TestParseFaultsErrors(t *testing.T) {
 }
 
 func TestScenariosParse(t *testing.T) {
-	counts := map[string]int{"steady": 0, "reload": 10, "crash": 10, "upgrade": 5, "scale": 20, "stop": 1, "smoke": 2}
+	counts := map[string]int{"steady": 0, "reload": 10, "crash": 10, "upgrade": 5, "scale": 20, "stop": 1, "stop-single": 1, "smoke": 2}
 	for _, sc := range Scenarios {
 		fs, err := ParseFaults(sc.Faults)
 		if err != nil {

@@ -29,12 +29,15 @@ const (
 	TGraceforkSingle      = "gracefork-single"
 	TGraceforkSingleDelay = "gracefork-single-delay"
 	TUvicorn              = "uvicorn"
+	// gracefork's multi-process mode with a 2 s shutdown delay.
+	TGraceforkDelay = "gracefork-delay"
 )
 
 // TargetNames lists the known targets.
-var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn}
+var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn, TGraceforkDelay}
 
-// SingleShutdownDelay is gracefork-single-delay's -shutdown-delay.
+// SingleShutdownDelay is gracefork-single-delay's and gracefork-delay's
+// -shutdown-delay.
 const SingleShutdownDelay = 2 * time.Second
 
 // ErrSkipped wraps the reason a target cannot run on this machine.
@@ -88,8 +91,20 @@ type launcher struct {
 func LookupTarget(name string) (*Target, error) {
 	switch name {
 	case TGracefork:
-		return &Target{Name: name, Prefork: true, build: buildGracefork,
+		return &Target{Name: name, Prefork: true, build: buildGracefork, readyz: "/readyz",
 			recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements}, nil
+	case TGraceforkDelay:
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: func(ctx context.Context, env BuildEnv) (*launcher, error) {
+			l, err := buildGracefork(ctx, env)
+			if err != nil {
+				return nil, err
+			}
+			multi := l.command
+			l.command = func(addr string, workers int, extra []string) *exec.Cmd {
+				return multi(addr, workers, append([]string{"-shutdown-delay", SingleShutdownDelay.String()}, extra...))
+			}
+			return l, nil
+		}}, nil
 	case TNetHTTP:
 		why := "not supported by nethttp (single process, no workers, no signal handling)"
 		return &Target{Name: name, build: buildNetHTTP, unsupported: map[Action]string{
