@@ -130,6 +130,52 @@
 // resets that worker's part. Options.WorkerMetrics adds the
 // library's request metrics per worker.
 //
+// # Single-process mode
+//
+// Where an orchestrator (Kubernetes, Nomad, ECS) supervises, one process per
+// pod is the usual choice, and the orchestrator does the master's job.
+// Options.SingleProcess, or the environment variable GRACEFORK_SINGLE_PROCESS
+// set to 1 or true (so that one image runs either way), makes New bind every
+// address and serve the handler in this process, with no master and no fork;
+// it is the only mode on Windows. The serving core is the workers' own: the
+// same drain (Connection: close, GOAWAY, DrainIdle, GracefulTimeout),
+// RequestTimeout, metrics (at MetricsAddr, with /readyz and /livez), PID
+// file, systemd notifications and socket activation. A recycling limit, or a
+// runaway request, drains the process and makes Run return nil — exit 0 —
+// for the orchestrator to start a fresh one. SIGTERM (and Shutdown, or Run's
+// context) stops gracefully, SIGINT and SIGQUIT at once; SIGHUP is ignored
+// with a warning, and Reload, Upgrade, Scale and ReopenLogs return
+// prefork.ErrSingleProcess. As a container's PID 1 the process reaps the
+// zombies nobody waited for within 5 seconds — orphans; a program that
+// starts commands must Wait for them within that time. WorkerID is -1 and
+// Draining is closed when the drain begins, as in a worker.
+//
+// # Readiness and the shutdown delay
+//
+// prefork.ReadyHandler answers a readiness probe: 200 while the instance
+// should get traffic, 503 with the reason before it serves, from the first
+// moment of a stop, and — in multi-process mode — while fewer than Workers
+// workers are ready or a slot is degraded. The master tells every worker the
+// pool's state over the control channel, so the handler mounted on the
+// program's own mux answers for the whole pool whichever worker takes the
+// probe; the master also serves it at MetricsAddr/readyz.
+// prefork.LiveHandler fails only when the process is wedged: in the master,
+// when its loop has not taken an event within 5 seconds.
+//
+// Kubernetes removes a terminating pod from its endpoints at the same time as
+// it sends SIGTERM, and the news takes 1 to 30 seconds to reach kube-proxy,
+// ingress controllers and cloud load balancers. Options.ShutdownDelay is
+// that time: on a graceful stop the readiness probe fails at once, while
+// every request — keep-alive and new connections alike — is served as
+// before for the delay; then the drain begins. A quick stop during the delay
+// cuts it short; a reload, an upgrade or a change of the worker count is
+// refused (ErrServerClosed), and a crashed worker is still replaced.
+// Without a delay, a client whose connection is in the socket's queue at
+// the instant the last listener closes is reset, as with any server that
+// closes its listener (net/http's Shutdown too): the delay is what empties
+// that queue of traffic first. examples/kubernetes has a Deployment whose
+// terminationGracePeriodSeconds covers ShutdownDelay and GracefulTimeout.
+//
 // # Upgrade
 //
 // An upgrade (USR2, or [prefork.Server.Upgrade], which returns once the new
@@ -218,8 +264,7 @@
 // EOF once it serves (Linux also signals it while it boots), a worker whose
 // binary was deleted cannot be restarted, and the PID file check
 // recognises a live master only by its executable's path as the system
-// reports it. On Windows, Serve and New return an error wrapping
-// prefork.ErrUnsupported until a single-process mode exists.
+// reports it. On Windows, Serve and New serve in single-process mode.
 //
 // Under "go run" the master is a child of the go command: send signals to
 // the master's pid, not to go's, and an upgrade starts the binary go
