@@ -201,6 +201,17 @@ func helperMain() int {
 	}
 	opts.RequestTimeout = time.Duration(envInt("TEST_REQUEST_TIMEOUT_MS", 0)) * time.Millisecond
 	opts.ShutdownDelay = time.Duration(envInt("TEST_SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
+	if os.Getenv("TEST_ACCESS_LOG") != "" {
+		opts.AccessLog = log
+	}
+	if f := os.Getenv("TEST_ACCESS_LOG_COMBINED"); f != "" {
+		out, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			log.Error("serve error", "err", err.Error())
+			return 1
+		}
+		opts.AccessLogCombined = out
+	}
 	if metricsReg != nil {
 		opts.MetricsGatherer = metricsReg
 	}

@@ -166,14 +166,10 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 // single process.
 func (w *workerRole) build(h http.Handler, lns []net.Listener) error {
 	w.gath = newWorkerGather(w, w.cfg)
-	var observe func(*http.Request, int, time.Duration)
-	if w.gath.private != nil {
-		observe = w.gath.private.Observe
-	}
 	var err error
 	w.core, err = core.New(core.Config{Listeners: lns, Server: w.cfg.Server, Handler: h,
 		DrainIdle: w.cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
-		RequestTimeout: w.cfg.RequestTimeout, OnRunaway: w.retireRunaway, Observe: observe})
+		RequestTimeout: w.cfg.RequestTimeout, OnRunaway: w.retireRunaway, Observe: w.observer()})
 	return err
 }
 

@@ -103,7 +103,7 @@ func BenchmarkHandlerWrappedMetrics(b *testing.B) {
 // The hook alone, with an observer that does nothing: the pooled writer
 // and the clock.
 func BenchmarkHandlerWrappedObserveNop(b *testing.B) {
-	w := &Worker{cfg: Config{Observe: func(*http.Request, int, time.Duration) {}}}
+	w := &Worker{cfg: Config{Observe: func(*http.Request, int, int64, time.Duration) {}}}
 	benchHandler(b, w.wrap(http.HandlerFunc(hello)))
 }
 

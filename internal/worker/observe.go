@@ -25,9 +25,9 @@ func (w *Worker) observe(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Since(epoch)
 		sw := statusWriters.Get().(*statusWriter)
-		sw.rw, sw.code, sw.hijacked = rw, 0, false
+		sw.rw, sw.code, sw.hijacked, sw.bytes = rw, 0, false, 0
 		h.ServeHTTP(sw, r)
-		code := sw.code
+		code, n := sw.code, sw.bytes
 		switch {
 		case sw.hijacked:
 			code = Hijacked
@@ -36,7 +36,7 @@ func (w *Worker) observe(h http.Handler) http.Handler {
 		}
 		sw.rw = nil
 		statusWriters.Put(sw)
-		obs(r, code, time.Since(epoch)-start)
+		obs(r, code, n, time.Since(epoch)-start)
 	})
 }
 
@@ -53,7 +53,8 @@ var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 // for sendfile, io.StringWriter) and Unwrap for http.ResponseController.
 type statusWriter struct {
 	rw       http.ResponseWriter
-	code     int // the final status sent, 0 until then
+	code     int   // the final status sent, 0 until then
+	bytes    int64 // body bytes the handler wrote
 	hijacked bool
 }
 
@@ -76,21 +77,30 @@ func (s *statusWriter) sent() {
 
 func (s *statusWriter) Write(p []byte) (int, error) {
 	s.sent()
-	return s.rw.Write(p)
+	n, err := s.rw.Write(p)
+	s.bytes += int64(n)
+	return n, err
 }
 
 func (s *statusWriter) WriteString(str string) (int, error) {
 	s.sent()
-	return io.WriteString(s.rw, str)
+	n, err := io.WriteString(s.rw, str)
+	s.bytes += int64(n)
+	return n, err
 }
 
 // ReadFrom keeps sendfile for the handlers that copy a file.
 func (s *statusWriter) ReadFrom(src io.Reader) (int64, error) {
 	s.sent()
+	var n int64
+	var err error
 	if rf, ok := s.rw.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{s.rw}, src)
 	}
-	return io.Copy(writerOnly{s.rw}, src)
+	s.bytes += n
+	return n, err
 }
 
 // Flush is http.Flusher's, for the handlers that assert it.

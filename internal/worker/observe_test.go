@@ -17,15 +17,17 @@ import (
 type observed struct {
 	mu    sync.Mutex
 	codes []int
+	bytes []int64
 }
 
-func (o *observed) observe(r *http.Request, code int, d time.Duration) {
+func (o *observed) observe(r *http.Request, code int, n int64, d time.Duration) {
 	if d < 0 {
 		panic("negative duration")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.codes = append(o.codes, code)
+	o.bytes = append(o.bytes, n)
 }
 
 func (o *observed) last() int {
@@ -69,10 +71,35 @@ func TestObserveCapturesTheStatus(t *testing.T) {
 	}
 }
 
+// The body bytes observed are those the handler wrote, whichever way.
+func TestObserveCountsBodyBytes(t *testing.T) {
+	var o observed
+	w := &Worker{cfg: Config{Observe: o.observe}}
+	for name, tc := range map[string]struct {
+		h    http.HandlerFunc
+		want int64
+	}{
+		"nothing":  {func(rw http.ResponseWriter, r *http.Request) {}, 0},
+		"write":    {func(rw http.ResponseWriter, r *http.Request) { rw.Write([]byte("hello")); rw.Write([]byte(" you")) }, 9},
+		"string":   {func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "abc") }, 3},
+		"readfrom": {func(rw http.ResponseWriter, r *http.Request) { io.Copy(rw, strings.NewReader(strings.Repeat("x", 4096))) }, 4096},
+		"error":    {func(rw http.ResponseWriter, r *http.Request) { http.Error(rw, "no", 400) }, 3},
+	} {
+		rec := httptest.NewRecorder()
+		w.wrap(tc.h).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		o.mu.Lock()
+		got := o.bytes[len(o.bytes)-1]
+		o.mu.Unlock()
+		if got != tc.want || int64(rec.Body.Len()) != tc.want {
+			t.Errorf("%s: observed %d bytes, body %d, want %d", name, got, rec.Body.Len(), tc.want)
+		}
+	}
+}
+
 // A hijacked connection is observed as Hijacked, over a real server.
 func TestObserveHijacked(t *testing.T) {
 	codes := make(chan int, 1)
-	w := &Worker{cfg: Config{Observe: func(r *http.Request, code int, d time.Duration) { codes <- code }}}
+	w := &Worker{cfg: Config{Observe: func(r *http.Request, code int, _ int64, d time.Duration) { codes <- code }}}
 	srv := httptest.NewServer(w.wrap(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if _, ok := rw.(io.ReaderFrom); !ok {
 			t.Error("the writer lost io.ReaderFrom")

@@ -85,10 +85,11 @@ type Config struct {
 
 	// Observe, if set, is called after each request the handler
 	// answered, on the request's goroutine, with the status code it sent
-	// (200 if it wrote nothing; Hijacked if it took the connection) and
-	// how long it ran. It must be quick and safe for concurrent use; a
-	// handler that panics is not observed. Nil costs nothing.
-	Observe func(r *http.Request, code int, d time.Duration)
+	// (200 if it wrote nothing; Hijacked if it took the connection), the
+	// body bytes it wrote and how long it ran. It must be quick and safe
+	// for concurrent use; a handler that panics is not observed. Nil
+	// costs nothing.
+	Observe func(r *http.Request, code int, bytes int64, d time.Duration)
 }
 
 // Worker serves a handler on listeners until it is drained or quits.

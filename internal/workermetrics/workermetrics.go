@@ -119,7 +119,7 @@ func New(inFlight, conns func() int) *Metrics {
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
 
 // Observe counts one request: it is internal/worker's Config.Observe.
-func (m *Metrics) Observe(r *http.Request, code int, d time.Duration) {
+func (m *Metrics) Observe(r *http.Request, code int, _ int64, d time.Duration) {
 	s := m.lookup(methodIndex(r.Method), code)
 	s.requests.Inc()
 	if s.duration != nil {

@@ -13,11 +13,11 @@ func TestObserve(t *testing.T) {
 	inFlight, conns := 3, 5
 	m := New(func() int { return inFlight }, func() int { return conns })
 	get := httptest.NewRequest("GET", "/", nil)
-	m.Observe(get, 200, 2*time.Millisecond)
-	m.Observe(get, 200, 3*time.Millisecond)
-	m.Observe(get, 404, time.Millisecond)
-	m.Observe(httptest.NewRequest("BREW", "/", nil), 418, time.Millisecond) // a method a client made up
-	m.Observe(get, 0, time.Hour)                                            // hijacked
+	m.Observe(get, 200, 0, 2*time.Millisecond)
+	m.Observe(get, 200, 0, 3*time.Millisecond)
+	m.Observe(get, 404, 0, time.Millisecond)
+	m.Observe(httptest.NewRequest("BREW", "/", nil), 418, 0, time.Millisecond) // a method a client made up
+	m.Observe(get, 0, 0, time.Hour)                                            // hijacked
 	want := `
 # HELP gracefork_worker_requests_total Requests this worker answered, by status code and method.
 # TYPE gracefork_worker_requests_total counter
@@ -53,8 +53,8 @@ gracefork_worker_open_connections 5
 func TestObserveAllocatesNothing(t *testing.T) {
 	m := New(func() int { return 0 }, func() int { return 0 })
 	r := httptest.NewRequest("POST", "/", nil)
-	m.Observe(r, 201, time.Millisecond)
-	if n := testing.AllocsPerRun(100, func() { m.Observe(r, 201, time.Millisecond) }); n != 0 {
+	m.Observe(r, 201, 0, time.Millisecond)
+	if n := testing.AllocsPerRun(100, func() { m.Observe(r, 201, 0, time.Millisecond) }); n != 0 {
 		t.Errorf("%v allocations per request", n)
 	}
 }
