@@ -79,11 +79,13 @@ func TestObserveCountsBodyBytes(t *testing.T) {
 		h    http.HandlerFunc
 		want int64
 	}{
-		"nothing":  {func(rw http.ResponseWriter, r *http.Request) {}, 0},
-		"write":    {func(rw http.ResponseWriter, r *http.Request) { rw.Write([]byte("hello")); rw.Write([]byte(" you")) }, 9},
-		"string":   {func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "abc") }, 3},
-		"readfrom": {func(rw http.ResponseWriter, r *http.Request) { io.Copy(rw, strings.NewReader(strings.Repeat("x", 4096))) }, 4096},
-		"error":    {func(rw http.ResponseWriter, r *http.Request) { http.Error(rw, "no", 400) }, 3},
+		"nothing": {func(rw http.ResponseWriter, r *http.Request) {}, 0},
+		"write":   {func(rw http.ResponseWriter, r *http.Request) { rw.Write([]byte("hello")); rw.Write([]byte(" you")) }, 9},
+		"string":  {func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "abc") }, 3},
+		"readfrom": {func(rw http.ResponseWriter, r *http.Request) {
+			io.Copy(rw, strings.NewReader(strings.Repeat("x", 4096)))
+		}, 4096},
+		"error": {func(rw http.ResponseWriter, r *http.Request) { http.Error(rw, "no", 400) }, 3},
 	} {
 		rec := httptest.NewRecorder()
 		w.wrap(tc.h).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
