@@ -187,7 +187,7 @@ func newMaster(cfg *config) (*master, error) {
 		}
 		m.logFile = lf
 		if cfg.defaultLogger {
-			cfg.Logger = slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: cfg.LogLevel}))
+			cfg.Logger = withReadableDurations(slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: cfg.LogLevel})))
 		}
 	}
 	if m.spawner == nil {

@@ -305,6 +305,7 @@ func (o Options) validate() (*config, error) {
 		c.defaultLogger = true
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 	}
+	c.Logger = withReadableDurations(c.Logger)
 	if c.Clock == nil {
 		c.Clock = realClock{}
 	}
