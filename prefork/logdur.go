@@ -12,7 +12,9 @@ import (
 // handler, its level and its attributes are kept.
 type readableDurations struct{ h slog.Handler }
 
-func (d readableDurations) Enabled(ctx context.Context, l slog.Level) bool { return d.h.Enabled(ctx, l) }
+func (d readableDurations) Enabled(ctx context.Context, l slog.Level) bool {
+	return d.h.Enabled(ctx, l)
+}
 
 func (d readableDurations) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
