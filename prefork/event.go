@@ -84,6 +84,7 @@ const (
 	EventMetricsSettled                            // an exited worker's metrics were "folded" into its slot (it left as asked) or "dropped" (a crash), as Detail says [Slot, Generation, Pid, Detail]
 	EventShutdownDelay                             // a graceful stop began: readiness fails, and the workers serve on for Delay before they drain [Delay]
 	EventActionRefused                             // an action (Action) came during the shutdown delay (Detail) and was refused [Action, Detail]
+	EventChangeDetected                            // with ReloadOnChange, the executable or a ReloadWatch path changed (Detail: which); a reload follows [Detail]
 	EventMetricsImported                           // after a binary upgrade, the old master's totals were added to this master's (Detail: their size), or could not be (Err): its counts start over [Detail, Err]
 )
 
@@ -187,6 +188,7 @@ var kinds = [...]kindSpec{
 	EventMetricsSettled:       {name: "worker metrics settled", level: debug, fields: with(who, f("Detail", "counts"))},
 	EventShutdownDelay:        {name: "stopping: readiness fails, serving on for the shutdown delay", master: true, fields: []field{f("Delay", "delay")}},
 	EventActionRefused:        {name: "action refused", level: warn, master: true, fields: []field{f("Action", "action"), f("Detail", "why")}},
+	EventChangeDetected:       {name: "change detected: reloading", master: true, fields: []field{f("Detail", "paths")}},
 	EventMetricsImported:      {name: "metrics continue the old master's totals", worse: warn, master: true, fields: []field{opt("Detail", "size"), opt("Err", "err")}},
 }
 

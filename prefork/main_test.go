@@ -201,6 +201,9 @@ func helperMain() int {
 	}
 	opts.RequestTimeout = time.Duration(envInt("TEST_REQUEST_TIMEOUT_MS", 0)) * time.Millisecond
 	opts.ShutdownDelay = time.Duration(envInt("TEST_SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
+	if f := os.Getenv("TEST_RELOAD_WATCH"); f != "" {
+		opts.ReloadOnChange, opts.ReloadWatch = true, []string{f}
+	}
 	if os.Getenv("TEST_ACCESS_LOG") != "" {
 		opts.AccessLog = log
 	}

@@ -329,6 +329,9 @@ func (m *master) run(ctx context.Context) error {
 	}
 	setServing(true)
 	m.setLiveCheck()
+	if m.cfg.ReloadOnChange {
+		m.watch()
+	}
 	// An upgrade in progress at the stop ends soon (closeSockets stopped
 	// tableflip); its outcome decides whether the new master must stop too.
 	// The last workers' control channels are read to their end, so that

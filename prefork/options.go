@@ -223,12 +223,19 @@ type Options struct {
 	// request.
 	AccessLogCombined io.Writer
 
-	// ReloadOnChange, for development, watches the executable and runs a
-	// rolling reload (as SIGHUP does) when it changes, so that rebuilding
-	// in a loop restarts the workers without dropping a request.
+	// ReloadOnChange, for development, watches the executable (the path
+	// workers are started from) and runs a rolling reload, as SIGHUP does,
+	// once a change has settled — the master looks every 500 ms and waits
+	// for a look that finds nothing more changed — so that rebuilding in a
+	// loop (`go build -o ./app && …`) restarts the workers without dropping
+	// a request. A new binary that fails to boot leaves the old workers
+	// serving. Not with "go run": it builds into a temporary directory, and
+	// a rebuild is a new path the master does not know; build to a fixed
+	// path instead. Multi-process mode only.
 	ReloadOnChange bool
-	// ReloadWatch are further paths (files or directories) whose change
-	// triggers the same reload; they need ReloadOnChange.
+	// ReloadWatch are further paths — files, or directories whose files
+	// (up to 10,000) are watched — whose change triggers the same reload:
+	// templates, configuration. They need ReloadOnChange.
 	ReloadWatch []string
 
 	// PIDFile, if set, is written with the master's pid once every worker
@@ -365,6 +372,9 @@ func (c *config) validateMaster() error {
 		return err
 	}
 	if err := c.checkRecycle(); err != nil {
+		return err
+	}
+	if err := c.checkReloadWatch(); err != nil {
 		return err
 	}
 	if err := c.parseMetricsAddr(); err != nil {

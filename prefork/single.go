@@ -72,6 +72,9 @@ func (c *config) validateSingle() error {
 	if err := c.checkRecycle(); err != nil {
 		return err
 	}
+	if c.ReloadOnChange || len(c.ReloadWatch) > 0 {
+		return &OptionError{Field: "ReloadOnChange", Value: true, Reason: "needs the multi-process mode: a single process has no workers to reload"}
+	}
 	return c.parseMetricsAddr()
 }
 
