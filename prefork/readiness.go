@@ -146,3 +146,23 @@ func refusedWhileDelaying(a signals.Action) bool {
 	}
 	return false
 }
+
+// tellPool answers a serving worker's heartbeat with the pool's totals —
+// connections and handlers in flight across the serving workers, and how
+// many serve — from their latest heartbeats, so that the worker keeps to
+// its share of the connections (internal/worker's balance.go). Each worker
+// hears once a second, when it reports; no timer of the master's.
+func (m *master) tellPool(w *worker) {
+	if !w.ready || w.stopping || w.killed || m.stopping {
+		return
+	}
+	var msg = control.Message{Type: control.TypePool}
+	for o := range m.workers {
+		if o.ready && !o.stopping && !o.killed {
+			msg.Active += o.usage.active
+			msg.InFlight += o.usage.inflight
+			msg.Workers++
+		}
+	}
+	m.send(w, msg)
+}

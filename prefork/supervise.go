@@ -143,6 +143,7 @@ func (m *master) onMessage(w *worker, msg control.Message) {
 		m.onReady(w)
 	case control.TypeHeartbeat:
 		m.onHeartbeat(w, msg)
+		m.tellPool(w)
 	case control.TypeRetire:
 		m.onRetire(w, msg)
 	case control.TypeListenersClosed:

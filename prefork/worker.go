@@ -461,6 +461,8 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 		w.core.NotifyAt(msg.Requests, func() { w.send(w.beat()) })
 	case control.TypeGather:
 		w.gath.ask(msg.Seq) // answered from another goroutine: never blocks
+	case control.TypePool:
+		w.core.SetPool(int(msg.Active), int(msg.Workers))
 	case control.TypeReadiness:
 		// The pool's readiness: ReadyHandler on the program's mux
 		// answers for the whole pool, whichever worker takes the probe.

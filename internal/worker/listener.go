@@ -13,6 +13,7 @@ type acceptSignal struct {
 	net.Listener
 	once    sync.Once
 	onFirst func() // called once, at the first Accept
+	hold    func() // called before each Accept (balance.go); nil: none
 
 	closeOnce sync.Once
 	closeErr  error
@@ -29,5 +30,8 @@ func (l *acceptSignal) Close() error {
 // Accept returns the inner listener's connection unchanged.
 func (l *acceptSignal) Accept() (net.Conn, error) {
 	l.once.Do(l.onFirst)
+	if l.hold != nil {
+		l.hold()
+	}
 	return l.Listener.Accept()
 }

@@ -119,6 +119,7 @@ type Worker struct {
 	closeLnsOnce sync.Once
 
 	waiting atomic.Int32 // servers not yet in their accept loop
+	pool    pool         // the pool's totals, for balancing (balance.go)
 	ready   chan struct{}
 	failed  chan error
 
@@ -149,7 +150,7 @@ func New(cfg Config) (*Worker, error) {
 	w.quitCtx, w.quitCancel = context.WithCancel(context.Background())
 	w.waiting.Store(int32(len(cfg.Listeners)))
 	for _, ln := range cfg.Listeners {
-		w.lns = append(w.lns, &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting})
+		w.lns = append(w.lns, &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting, hold: w.holdBack})
 	}
 	w.srv = w.server(cfg.Server)
 	w.h2 = splitHTTP2(w.srv, w.log)
@@ -202,6 +203,8 @@ func (w *Worker) wrap(h http.Handler) http.Handler {
 			// sends GOAWAY: the client finishes its streams here and
 			// opens new ones elsewhere.
 			rw.Header().Set("Connection", "close")
+		} else if w.pool.shed.Load() > 0 {
+			w.shedOne(rw) // over its share: this client reconnects elsewhere
 		}
 		h.ServeHTTP(rw, r)
 	})

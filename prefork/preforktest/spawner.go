@@ -301,6 +301,9 @@ func (w *Worker) read() {
 			}
 			continue
 		}
+		if m.Type == control.TypePool {
+			continue // the pool's totals, for balancing: the fake does not balance
+		}
 		if m.Type == control.TypeReadiness {
 			select {
 			case w.readiness <- Readiness{Ready: m.Ready, Stopping: m.Reason == control.NotReadyStopping}:

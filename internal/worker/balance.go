@@ -1,0 +1,82 @@
+package worker
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// Balancing the pool's keep-alive connections across workers that accept
+// from one shared socket. Linux wakes the most recent waiter on a shared
+// accept queue, so the worker that has just accepted tends to accept again,
+// and with keep-alive a connection then stays with it: one worker of two
+// served 99 % of a 16-connection load. Two measures, both off until the
+// master tells the worker the pool's totals (SetPool) and both only with two
+// workers or more:
+//
+//   - a worker holding more than its share of the pool's connections holds
+//     back from Accept — a moment at a time, up to holdbackMax — so that the
+//     others take the new connections;
+//   - it answers a kept-alive client, once per connection over its share,
+//     with "Connection: close": the client reconnects, and since this worker
+//     holds back, the connection lands on another. A client is never cut:
+//     it is told, with a whole answer, as a drain tells it.
+const (
+	holdbackStep = 2 * time.Millisecond
+	holdbackMax  = 50 * time.Millisecond
+)
+
+// pool is what the master last said of the pool.
+type pool struct {
+	conns   atomic.Int64 // open connections across the pool
+	workers atomic.Int64 // workers serving
+	shed    atomic.Int64 // connections this worker still sends away
+}
+
+// SetPool records the pool's totals: its open connections and serving
+// workers. The worker then keeps within its share (see balance.go), and
+// sends away now the connections it holds beyond it.
+func (w *Worker) SetPool(conns, workers int) {
+	w.pool.conns.Store(int64(conns))
+	w.pool.workers.Store(int64(workers))
+	w.pool.shed.Store(int64(max(w.Conns()-w.shareLimit(), 0)))
+}
+
+// shareLimit is the most connections this worker should hold: its fair
+// share of the pool's, plus a tenth and at least one for slack. With fewer
+// than two workers, or before the master has said, there is no limit.
+func (w *Worker) shareLimit() int {
+	n, c := w.pool.workers.Load(), w.pool.conns.Load()
+	if n < 2 || c == 0 {
+		return int(^uint(0) >> 1)
+	}
+	fair := (c + n - 1) / n
+	return int(fair + max(1, fair/10))
+}
+
+// overShare reports whether this worker holds more than its share.
+func (w *Worker) overShare() bool { return w.Conns() > w.shareLimit() }
+
+// holdBack, called before each Accept, waits while this worker holds more
+// than its share, at most holdbackMax: the queue is never left unserved
+// for longer, whatever the totals say.
+func (w *Worker) holdBack() {
+	for waited := time.Duration(0); waited < holdbackMax && !w.draining.Load() && w.overShare(); waited += holdbackStep {
+		time.Sleep(holdbackStep)
+	}
+}
+
+// shedOne tells one kept-alive client over this worker's share to
+// reconnect; one atomic load a request otherwise.
+func (w *Worker) shedOne(rw http.ResponseWriter) {
+	for {
+		n := w.pool.shed.Load()
+		if n <= 0 {
+			return
+		}
+		if w.pool.shed.CompareAndSwap(n, n-1) {
+			rw.Header().Set("Connection", "close")
+			return
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"net/http"
+	"testing"
+)
+
+// The share is the fair part of the pool's connections plus a tenth (at
+// least one); alone, or before the master said, there is none.
+func TestShareLimit(t *testing.T) {
+	w := &Worker{}
+	for _, tc := range []struct{ conns, workers, want int }{
+		{16, 2, 9}, {64, 2, 35}, {256, 4, 70}, {4, 2, 3}, {5, 2, 4},
+	} {
+		w.pool.conns.Store(int64(tc.conns))
+		w.pool.workers.Store(int64(tc.workers))
+		if got := w.shareLimit(); got != tc.want {
+			t.Errorf("%d conns over %d workers: limit %d, want %d", tc.conns, tc.workers, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ conns, workers int }{{16, 1}, {0, 2}, {0, 0}} {
+		w.pool.conns.Store(int64(tc.conns))
+		w.pool.workers.Store(int64(tc.workers))
+		if got := w.shareLimit(); got < 1<<30 {
+			t.Errorf("%d conns over %d workers: limit %d, want none", tc.conns, tc.workers, got)
+		}
+	}
+}
+
+// A worker holding more than its share sends exactly the excess of its
+// kept-alive clients away, each with a whole answer and "Connection:
+// close"; the others keep their connection.
+func TestShedsTheConnectionsOverItsShare(t *testing.T) {
+	w := start(t, Config{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {})})
+	conns := make([]*rawConn, 12)
+	for i := range conns {
+		conns[i] = dial(t, w)
+		conns[i].send(t, "/")
+		conns[i].answer(t)
+	}
+	w.SetPool(16, 2) // fair 8, limit 9: 3 over
+	closed := 0
+	for _, c := range conns {
+		c.send(t, "/")
+		if resp := c.answer(t); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		} else if resp.Close {
+			closed++
+		}
+	}
+	if closed != 3 {
+		t.Fatalf("%d clients told to reconnect, want 3", closed)
+	}
+	// Alone (a scale-down to one worker), nothing is sent away.
+	w.SetPool(16, 1)
+	for _, c := range conns[5:] {
+		c.send(t, "/")
+		if resp := c.answer(t); resp.Close {
+			t.Fatal("a worker alone sent a client away")
+		}
+	}
+}
+
+// A worker over its share still accepts: the hold-back is bounded, and
+// ends at once when a drain begins.
+func TestHoldBackIsBounded(t *testing.T) {
+	w := start(t, Config{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {})})
+	for range 4 {
+		c := dial(t, w)
+		c.send(t, "/")
+		c.answer(t)
+	}
+	w.SetPool(2, 2) // far over its share
+	if !w.overShare() {
+		t.Fatal("not over its share")
+	}
+	c := dial(t, w) // accepted after at most holdbackMax
+	c.send(t, "/")
+	if resp := c.answer(t); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	w.draining.Store(true)
+	w.holdBack() // returns at once: nothing to wait for in a drain
+}
