@@ -43,15 +43,17 @@ func (w *Worker) SetPool(conns, workers int) {
 }
 
 // shareLimit is the most connections this worker should hold: its fair
-// share of the pool's, plus a tenth and at least one for slack. With fewer
-// than two workers, or before the master has said, there is no limit.
+// share of the pool's (rounded up), plus a tenth for slack — none below
+// ten, where one connection more is already a fifth over (4 connections
+// over 4 workers: one each). With fewer than two workers, or before the
+// master has said, there is no limit.
 func (w *Worker) shareLimit() int {
 	n, c := w.pool.workers.Load(), w.pool.conns.Load()
 	if n < 2 || c == 0 {
 		return int(^uint(0) >> 1)
 	}
 	fair := (c + n - 1) / n
-	return int(fair + max(1, fair/10))
+	return int(fair + fair/10)
 }
 
 // overShare reports whether this worker holds more than its share.

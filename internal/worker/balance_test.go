@@ -5,12 +5,12 @@ import (
 	"testing"
 )
 
-// The share is the fair part of the pool's connections plus a tenth (at
-// least one); alone, or before the master said, there is none.
+// The share is the fair part of the pool's connections, rounded up, plus a
+// tenth; alone, or before the master said, there is none.
 func TestShareLimit(t *testing.T) {
 	w := &Worker{}
 	for _, tc := range []struct{ conns, workers, want int }{
-		{16, 2, 9}, {64, 2, 35}, {256, 4, 70}, {4, 2, 3}, {5, 2, 4},
+		{16, 2, 8}, {64, 2, 35}, {256, 4, 70}, {4, 2, 2}, {5, 2, 3}, {4, 4, 1}, {200, 2, 110},
 	} {
 		w.pool.conns.Store(int64(tc.conns))
 		w.pool.workers.Store(int64(tc.workers))
@@ -38,7 +38,7 @@ func TestShedsTheConnectionsOverItsShare(t *testing.T) {
 		conns[i].send(t, "/")
 		conns[i].answer(t)
 	}
-	w.SetPool(16, 2) // fair 8, limit 9: 3 over
+	w.SetPool(18, 2) // fair 9, limit 9: 3 over
 	closed := 0
 	for _, c := range conns {
 		c.send(t, "/")

@@ -193,6 +193,9 @@ type Summary struct {
 	// SlotShares counts successful responses per worker= slot (-1 when the
 	// body has none, as gunicorn's "worker=?").
 	SlotShares map[int]int `json:"slot_counts"`
+	// SteadySlotShares counts them after the warm-up only: how the load
+	// is spread once the start's burst of connections has settled.
+	SteadySlotShares map[int]int `json:"steady_slot_counts"`
 	// MasterExit says how the target's master ended at the end of the run.
 	MasterExit string     `json:"master_exit"`
 	Leftovers  []Leftover `json:"leftovers"`
@@ -212,6 +215,7 @@ func (s *Summary) Summarize(results []Result, warmup, total time.Duration) {
 	}
 	shares := make(map[int]int)
 	s.SlotShares = make(map[int]int)
+	s.SteadySlotShares = make(map[int]int)
 	lat := make([]time.Duration, 0, len(results))
 	s.Losses.ByError = make(map[string]int)
 	for _, r := range results {
@@ -233,6 +237,9 @@ func (s *Summary) Summarize(results []Result, warmup, total time.Duration) {
 		lat = append(lat, r.Latency)
 		shares[int(r.PID)]++
 		s.SlotShares[int(r.Slot)]++
+		if r.End >= warmup {
+			s.SteadySlotShares[int(r.Slot)]++
+		}
 	}
 	s.latencies(lat)
 	s.pidShares(shares)
