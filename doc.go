@@ -130,6 +130,17 @@
 // resets that worker's part. Options.WorkerMetrics adds the
 // library's request metrics per worker.
 //
+// # Balance
+//
+// All workers accept from one socket, and Linux tends to give a new
+// connection to the worker that has just accepted; with keep-alive it then
+// stays there. The master answers each worker's heartbeat with the pool's
+// totals, and a worker holding more than its share of the connections (the
+// fair part plus a tenth) holds back from accepting, for at most 50 ms at a
+// time, and answers the kept-alive clients beyond its share once each with
+// "Connection: close", a whole answer: they reconnect, to another worker.
+// With one worker nothing changes.
+//
 // # Single-process mode
 //
 // Where an orchestrator (Kubernetes, Nomad, ECS) supervises, one process per
