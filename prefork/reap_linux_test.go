@@ -28,25 +28,7 @@ func procField(pid int, key string) string {
 // such, not as a failed wait. It refuses to upgrade: the container would
 // end with the old master.
 func TestE2EPID1ReapsOrphans(t *testing.T) {
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skipf("needs unshare(1): %v", err)
-	}
-	if out, err := exec.Command(unshare, "-p", "-f", "--mount-proc", "true").CombinedOutput(); err != nil {
-		t.Skipf("cannot make a pid namespace here (needs root or user namespaces): %v %s", err, out)
-	}
-	// The test process is not visible in the namespace, so the helper
-	// cannot watch it (TEST_PARENT_PID= turns that off): unshare dies with
-	// the test instead, and the namespace's init with unshare.
-	p := startMasterCmd(t, func(c *exec.Cmd) {
-		c.Args = append([]string{unshare, "-p", "--kill-child", "--mount-proc"}, c.Args...)
-		c.Path = unshare
-		c.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	}, "TEST_WORKERS=1", "TEST_LOG_DEBUG=1", "TEST_PARENT_PID=")
-	// The log's pids are the namespace's: keep the harness from killing
-	// whatever they name out here. The namespace dies with its init,
-	// which the harness kills through unshare's process group.
-	t.Cleanup(func() { p.mu.Lock(); clear(p.pids); p.mu.Unlock() })
+	p := startAsPID1(t, "TEST_WORKERS=1", "TEST_LOG_DEBUG=1")
 	var at int
 	url := "http://" + p.addr(&at) + "/orphan"
 	p.waitLog(&at, "serving", map[string]any{"pid": 1})
@@ -92,19 +74,7 @@ func TestE2EPID1ReapsOrphans(t *testing.T) {
 // handed (after orphanGrace, so that a command's own Wait comes first),
 // and still exits 0 at SIGTERM.
 func TestE2ESingleProcessPID1ReapsOrphans(t *testing.T) {
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skipf("needs unshare(1): %v", err)
-	}
-	if out, err := exec.Command(unshare, "-p", "-f", "--mount-proc", "true").CombinedOutput(); err != nil {
-		t.Skipf("cannot make a pid namespace here (needs root or user namespaces): %v %s", err, out)
-	}
-	p := startMasterCmd(t, func(c *exec.Cmd) {
-		c.Args = append([]string{unshare, "-p", "--kill-child", "--mount-proc"}, c.Args...)
-		c.Path = unshare
-		c.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	}, "GRACEFORK_SINGLE_PROCESS=1", "TEST_PARENT_PID=")
-	t.Cleanup(func() { p.mu.Lock(); clear(p.pids); p.mu.Unlock() })
+	p := startAsPID1(t, "GRACEFORK_SINGLE_PROCESS=1")
 	var at int
 	url := "http://" + p.addr(&at) + "/orphan"
 	p.waitLog(&at, "serving in single-process mode", map[string]any{"pid": 1})
@@ -127,4 +97,30 @@ func TestE2ESingleProcessPID1ReapsOrphans(t *testing.T) {
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// startAsPID1 starts the helper as PID 1 of a new pid namespace, as a
+// container's init, or skips the test where that cannot be done.
+func startAsPID1(t *testing.T, env ...string) *proc {
+	t.Helper()
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("needs unshare(1): %v", err)
+	}
+	if out, err := exec.Command(unshare, "-p", "-f", "--mount-proc", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot make a pid namespace here (needs root or user namespaces): %v %s", err, out)
+	}
+	// The test process is not visible in the namespace, so the helper
+	// cannot watch it (TEST_PARENT_PID= turns that off): unshare dies with
+	// the test instead, and the namespace's init with unshare.
+	p := startMasterCmd(t, func(c *exec.Cmd) {
+		c.Args = append([]string{unshare, "-p", "--kill-child", "--mount-proc"}, c.Args...)
+		c.Path = unshare
+		c.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}, append(env, "TEST_PARENT_PID=")...)
+	// The log's pids are the namespace's: keep the harness from killing
+	// whatever they name out here. The namespace dies with its init,
+	// which the harness kills through unshare's process group.
+	t.Cleanup(func() { p.mu.Lock(); clear(p.pids); p.mu.Unlock() })
+	return p
 }
