@@ -356,8 +356,16 @@ func splitList(s string) []string {
 
 // define registers every flag.
 func (s *Set) define() {
-	o := s.opts
+	s.defineProcesses()
+	s.defineRecycling()
+	s.defineTimeouts()
+	s.defineLogs()
+	s.defineModes()
+}
 
+// defineProcesses registers processes and addresses: -workers, -bind.
+func (s *Set) defineProcesses() {
+	o := s.opts
 	var workers int
 	s.add(&setting{name: "workers", short: "w", usage: "`number` of worker processes (0: one per core)",
 		env:    []envVar{{name: "WEB_CONCURRENCY"}},
@@ -390,7 +398,11 @@ func (s *Set) define() {
 			return strings.Join(all, ",")
 		},
 		commit: func(*Set) { o.Addr, o.Addrs = binds[0], append([]string(nil), binds[1:]...) }})
+}
 
+// defineRecycling registers recycling: -max-requests, -max-age, -max-memory.
+func (s *Set) defineRecycling() {
+	o := s.opts
 	var maxReq, maxReqJitter uint64
 	s.add(&setting{name: "max-requests", usage: "recycle a worker after this `number` of requests (0: never)",
 		parse:  func(v string) (err error) { maxReq, err = parseUint(v); return err },
@@ -413,7 +425,11 @@ func (s *Set) define() {
 		show:   func() string { return showSize(pick(s, "max-memory", maxMem, o.Recycle.MaxMemory)) },
 		commit: func(*Set) { o.Recycle.MaxMemory = maxMem },
 		fields: []string{"Recycle.MaxMemory"}})
+}
 
+// defineTimeouts registers timeouts and the PID file.
+func (s *Set) defineTimeouts() {
+	o := s.opts
 	s.duration("timeout", "t", "replace a worker silent for this `duration`, after logging its goroutines (at least 2s; 0: 30s)", &o.HeartbeatTimeout, "HeartbeatTimeout")
 	s.duration("graceful-timeout", "", "the `duration` in-flight requests may run after a worker is told to stop (0: 30s)", &o.GracefulTimeout, "GracefulTimeout")
 
@@ -441,7 +457,11 @@ func (s *Set) define() {
 		}})
 
 	s.str("pid", "p", "write the master's pid to this `file` once it serves (follows upgrades)", &o.PIDFile, "PIDFile")
+}
 
+// defineLogs registers the access log and the master's log.
+func (s *Set) defineLogs() {
+	o := s.opts
 	var accessPath, accessFormat string
 	s.add(&setting{name: "access-logfile", usage: "write one line per request to this `file` (appending), or - for stdout",
 		parse: func(v string) error {
@@ -474,6 +494,11 @@ func (s *Set) define() {
 		commit: func(*Set) { setLevel(o, level) }})
 
 	s.str("log-file", "", "append the master's log and the workers' output to this `file` (reopened on SIGUSR1)", &o.LogFile, "LogFile")
+}
+
+// defineModes registers metrics, stopping, development reload, the mode, -check-config.
+func (s *Set) defineModes() {
+	o := s.opts
 	s.str("metrics-bind", "", "serve every worker's Prometheus metrics, merged, at /metrics on this `address` (a bare :port binds loopback)", &o.MetricsAddr, "MetricsAddr")
 	s.duration("shutdown-delay", "", "on SIGTERM, keep serving for this `duration` with readiness failing before the drain begins", &o.ShutdownDelay, "ShutdownDelay")
 	s.boolean("reload", "", "reload the workers when the executable changes (development)", &o.ReloadOnChange, "ReloadOnChange")
