@@ -107,8 +107,9 @@ var (
 // let the client reconnect elsewhere; the drain waits for them until
 // GracefulTimeout. A hijacked connection counts until it is closed, even
 // when the handler has returned and another goroutine holds it: close it
-// once done, or the drain waits for it until GracefulTimeout. Outside a
-// worker the channel is never closed.
+// once done, or the drain waits for it until GracefulTimeout. In
+// single-process mode it is closed when that process drains or quits; in
+// a master it is never closed.
 func Draining() <-chan struct{} { return drainStarted }
 
 func markDraining() { drainOnce.Do(func() { close(drainStarted) }) }
