@@ -82,3 +82,24 @@ func TestHoldBackIsBounded(t *testing.T) {
 	w.draining.Store(true)
 	w.holdBack() // returns at once: nothing to wait for in a drain
 }
+
+// Once its listeners are closed (a final stop's first phase) a worker
+// sends nobody away: the client would reconnect into another worker's copy
+// of the socket, about to close, and be reset.
+func TestNoSheddingOnceListenersClosed(t *testing.T) {
+	w := start(t, Config{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {})})
+	conns := make([]*rawConn, 6)
+	for i := range conns {
+		conns[i] = dial(t, w)
+		conns[i].send(t, "/")
+		conns[i].answer(t)
+	}
+	w.SetPool(6, 2) // 3 over its share
+	w.CloseListeners()
+	for _, c := range conns {
+		c.send(t, "/")
+		if resp := c.answer(t); resp.Close {
+			t.Fatal("a client was told to reconnect after the listeners closed")
+		}
+	}
+}

@@ -3,6 +3,8 @@
 package worker
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -53,4 +55,22 @@ func fileConn(t *testing.T, fd int) net.Conn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// A drain closes the listeners before any client is told to reconnect:
+// when OnDrain runs (the drain's first sign), a dial is refused already.
+func TestDrainClosesListenersBeforeTellingClients(t *testing.T) {
+	refused := make(chan bool, 1)
+	var w *Worker
+	w = start(t, Config{Handler: http.NotFoundHandler(), OnDrain: func() {
+		c, err := net.Dial("tcp", w.Addrs()[0].String())
+		if err == nil {
+			c.Close()
+		}
+		refused <- errors.Is(err, syscall.ECONNREFUSED)
+	}})
+	go w.Drain(context.Background())
+	if !<-refused {
+		t.Fatal("the listener still accepted when the drain began telling clients to reconnect")
+	}
 }

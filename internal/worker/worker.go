@@ -203,7 +203,10 @@ func (w *Worker) wrap(h http.Handler) http.Handler {
 			// sends GOAWAY: the client finishes its streams here and
 			// opens new ones elsewhere.
 			rw.Header().Set("Connection", "close")
-		} else if w.pool.shed.Load() > 0 {
+		} else if w.pool.shed.Load() > 0 && !w.unlisted.Load() {
+			// Not once the listeners are closed (a final stop's first
+			// phase): the client would reconnect into another worker's
+			// copy of the socket, about to close, and be reset.
 			w.shedOne(rw) // over its share: this client reconnects elsewhere
 		}
 		h.ServeHTTP(rw, r)
@@ -331,8 +334,12 @@ func (w *Worker) Drain(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(w.quitCtx, cancel)
 	defer stop()
-	w.startDrain()
+	// The listeners close before any client is told to reconnect: a
+	// client told "Connection: close" while this worker still held its
+	// listener could reconnect into the socket's queue just before it
+	// closed, and be reset.
 	w.CloseListeners() // done already when CloseListeners came first
+	w.startDrain()
 	w.h2.goAway()
 	w.waitQuiet(ctx)
 	if err := w.srv.Shutdown(ctx); err != nil {
