@@ -153,8 +153,8 @@ func refusedWhileDelaying(a signals.Action) bool {
 // its share of the connections (internal/worker's balance.go). Each worker
 // hears once a second, when it reports; no timer of the master's.
 func (m *master) tellPool(w *worker) {
-	if !w.ready || w.stopping || w.killed || m.stopping {
-		return
+	if !w.ready || w.stopping || w.killed || m.stopping || m.delaying {
+		return // a stop is coming: no client must be sent to reconnect
 	}
 	var msg = control.Message{Type: control.TypePool}
 	for o := range m.workers {

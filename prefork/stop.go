@@ -47,6 +47,10 @@ func (m *master) stop(graceful bool, err error) {
 	}
 	m.stopping = true
 	m.quitting = !graceful
+	// Every worker hears "stopping" before any closes its listeners: it
+	// stops balancing, so no client is sent to reconnect into a socket
+	// about to close.
+	m.updateReadiness()
 	m.closeSockets()
 	if m.stopErr == nil {
 		m.stopErr = err

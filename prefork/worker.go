@@ -472,6 +472,9 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 			setPoolReady(true, "")
 		case msg.Reason == control.NotReadyStopping:
 			setStopping("the master is stopping")
+			// No more balancing: a client sent away now could reconnect
+			// into a socket that is about to close, and be reset.
+			w.core.SetPool(0, 0)
 		default:
 			setPoolReady(false, "fewer workers ready than the pool should have")
 		}
