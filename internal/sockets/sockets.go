@@ -1,10 +1,12 @@
 // Package sockets parses gracefork's listen addresses and binds them.
 //
 // An address is "host:port" (TCP; host may be empty, a name, an IPv4 or a
-// bracketed IPv6 literal; port 0 picks a free one) or "unix:/path".
+// bracketed IPv6 literal; port 0 picks a free one), "unix:/path", or
+// "fd://N": a listening socket the parent process passed as descriptor N.
 package sockets
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,14 +20,17 @@ import (
 
 // Addr is a parsed listen address.
 type Addr struct {
-	Network string // "tcp" or "unix"
-	Address string // host:port, or the socket's path
+	Network string // "tcp", "unix", or "fd" for a passed descriptor
+	Address string // host:port, the socket's path, or the descriptor's number
 }
 
 // String gives the address as Parse reads it.
 func (a Addr) String() string {
-	if a.Network == "unix" {
+	switch a.Network {
+	case "unix":
 		return "unix:" + a.Address
+	case "fd":
+		return "fd://" + a.Address
 	}
 	return a.Address
 }
@@ -38,6 +43,9 @@ func Parse(s string) (Addr, error) {
 	}
 	if path, ok := strings.CutPrefix(s, "unix:"); ok {
 		return parseUnix(path)
+	}
+	if n, ok := strings.CutPrefix(s, "fd://"); ok {
+		return parseFD(n)
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
@@ -77,6 +85,40 @@ func parseUnix(path string) (Addr, error) {
 		return Addr{}, fmt.Errorf("%s is not a directory", dir)
 	}
 	return Addr{Network: "unix", Address: path}, nil
+}
+
+// parseFD reads the N of "fd://N". Descriptors 0 to 2 are the standard
+// streams, never a listening socket.
+func parseFD(n string) (Addr, error) {
+	fd, err := strconv.Atoi(n)
+	if err != nil || fd < 3 || strconv.Itoa(fd) != n {
+		return Addr{}, fmt.Errorf("fd://%s: want a descriptor number of 3 or more, such as fd://3", n)
+	}
+	return Addr{Network: "fd", Address: n}, nil
+}
+
+// FD returns the descriptor number of an "fd" address.
+func (a Addr) FD() int {
+	n, _ := strconv.Atoi(a.Address)
+	return n
+}
+
+// OpenFD takes the listening socket the parent passed as a's descriptor:
+// it checks that it is one, and returns a listener on a close-on-exec
+// duplicate, the original closed, so that no process this one starts
+// inherits the socket by accident.
+func OpenFD(a Addr) (net.Listener, error) {
+	fd := a.FD()
+	if err := CheckListener(fd); err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), a.String())
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("fd %d: %w", fd, err)
+	}
+	return ln, nil
 }
 
 func unwrapPath(err error) error {
@@ -132,6 +174,35 @@ func ListenConfig() *net.ListenConfig {
 		})
 		return errors.Join(err, serr)
 	}}
+}
+
+// Perm is what a unix socket's file gets when it is bound: its mode
+// (0 leaves what the umask gives) and its owner and group (-1 leaves
+// them unchanged).
+type Perm struct {
+	Mode     fs.FileMode
+	UID, GID int
+}
+
+// NoPerm changes nothing.
+var NoPerm = Perm{UID: -1, GID: -1}
+
+// Listen binds a with ListenConfig; a unix socket's file then gets p.
+func Listen(a Addr, p Perm) (net.Listener, error) {
+	if a.Network != "unix" || p == NoPerm {
+		return ListenConfig().Listen(context.Background(), a.Network, a.Address)
+	}
+	ln, err := listenPerm(a.Address, p)
+	if err != nil {
+		return nil, err
+	}
+	if p.UID >= 0 || p.GID >= 0 {
+		if err := os.Lchown(a.Address, p.UID, p.GID); err != nil {
+			ln.Close() // unlinks the path
+			return nil, fmt.Errorf("socket owner: %w", unwrapPath(err))
+		}
+	}
+	return ln, nil
 }
 
 // File returns a duplicate of a listener's descriptor for a child to inherit.

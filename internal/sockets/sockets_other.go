@@ -5,6 +5,7 @@ package sockets
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 )
 
@@ -31,4 +32,10 @@ func CheckControl(fd int) error {
 // Pair fails: the control channel is a unix socket pair.
 func Pair() (*os.File, *os.File, error) {
 	return nil, nil, fmt.Errorf("socketpair: %w", errors.ErrUnsupported)
+}
+
+// listenPerm fails: file modes and owners of unix sockets are a unix
+// facility.
+func listenPerm(path string, _ Perm) (net.Listener, error) {
+	return nil, fmt.Errorf("unix:%s: socket mode and owner: %w", path, errors.ErrUnsupported)
 }

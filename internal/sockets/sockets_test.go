@@ -19,6 +19,8 @@ func TestParse(t *testing.T) {
 		"[::1]:9":          {"tcp", "[::1]:9"},
 		"localhost:80":     {"tcp", "localhost:80"},
 		"unix:/tmp/x.sock": {"unix", "/tmp/x.sock"},
+		"fd://3":           {"fd", "3"},
+		"fd://17":          {"fd", "17"},
 	}
 	for in, want := range ok {
 		got, err := Parse(in)
@@ -37,6 +39,10 @@ func TestParse(t *testing.T) {
 		"a b:80":                            `host "a b" is not a host name or IP address`,
 		"unix:":                             "unix: address without a path",
 		"unix:/no/such/dir/sock":            "directory /no/such/dir: no such file or directory",
+		"fd://":                             "fd://: want a descriptor number of 3 or more, such as fd://3",
+		"fd://2":                            "fd://2: want a descriptor number of 3 or more, such as fd://3",
+		"fd://03":                           "fd://03: want a descriptor number of 3 or more, such as fd://3",
+		"fd://x":                            "fd://x: want a descriptor number of 3 or more, such as fd://3",
 		"unix:/" + strings.Repeat("x", 120): fmt.Sprintf("unix socket path is 121 bytes long, the limit is %d", maxUnixPath),
 	}
 	for in, want := range bad {

@@ -3,9 +3,12 @@
 package sockets
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,4 +73,30 @@ func domainByName(fd int) (int, error) {
 		return unix.AF_UNSPEC, nil // a socket, of a family x/sys does not decode
 	}
 	return unix.AF_UNSPEC, err
+}
+
+// umaskMu serializes the narrowed umask of listenPerm.
+var umaskMu sync.Mutex
+
+// listenPerm binds a unix socket whose file is created with p.Mode: the
+// umask is narrowed for the bind, so that no client can connect in a
+// moment when the mode is wider than asked. The umask is the process's:
+// a file another goroutine creates meanwhile gets it too.
+func listenPerm(path string, p Perm) (net.Listener, error) {
+	if p.Mode == 0 {
+		return ListenConfig().Listen(context.Background(), "unix", path)
+	}
+	umaskMu.Lock()
+	old := unix.Umask(int(0o777 &^ p.Mode.Perm()))
+	ln, err := ListenConfig().Listen(context.Background(), "unix", path)
+	unix.Umask(old)
+	umaskMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, p.Mode.Perm()); err != nil { // the umask only takes away
+		ln.Close()
+		return nil, fmt.Errorf("socket mode: %w", unwrapPath(err))
+	}
+	return ln, nil
 }
