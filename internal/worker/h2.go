@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 )
 
 // h2Drainer lets a draining worker send GOAWAY to its HTTP/2 connections
@@ -32,8 +34,10 @@ type h2Drainer struct {
 // splitHTTP2 moves srv's HTTP/2 onto a shadow server. It does nothing when
 // srv serves no HTTP/2 (plain HTTP without unencrypted HTTP/2, or HTTP/2
 // turned off), or when the user configured TLSNextProto themselves: their
-// HTTP/2 then drains through "Connection: close" alone.
-func splitHTTP2(srv *http.Server, log *slog.Logger) *h2Drainer {
+// HTTP/2 then drains through "Connection: close" alone. perListener is
+// Config.TLS: with it, some listeners may serve TLS and others not,
+// whatever srv.TLSConfig says.
+func splitHTTP2(srv *http.Server, perListener []*tls.Config, log *slog.Logger) *h2Drainer {
 	if srv.TLSNextProto != nil {
 		return nil
 	}
@@ -44,9 +48,14 @@ func splitHTTP2(srv *http.Server, log *slog.Logger) *h2Drainer {
 		p.SetHTTP1(true)
 		p.SetHTTP2(true)
 	}
-	tls := srv.TLSConfig != nil && p.HTTP2()
-	h2c := srv.TLSConfig == nil && p.UnencryptedHTTP2()
-	if !tls && !h2c {
+	anyTLS, anyPlain := srv.TLSConfig != nil, srv.TLSConfig == nil
+	if perListener != nil {
+		anyTLS = slices.ContainsFunc(perListener, func(c *tls.Config) bool { return c != nil })
+		anyPlain = slices.Contains(perListener, nil)
+	}
+	h2 := anyTLS && p.HTTP2()
+	h2c := anyPlain && p.UnencryptedHTTP2()
+	if !h2 && !h2c {
 		return nil
 	}
 	shadow := &http.Server{
@@ -55,9 +64,10 @@ func splitHTTP2(srv *http.Server, log *slog.Logger) *h2Drainer {
 		IdleTimeout: srv.IdleTimeout,
 		ReadTimeout: srv.ReadTimeout,
 	}
-	// Serve and ServeTLS configure HTTP/2 on the shadow, then return at
-	// once: its listener has nothing to accept.
-	if tls {
+	// Serve and ServeTLS configure HTTP/2 (both "h2" and h2c) on the
+	// shadow, then return at once: its listener has nothing to accept.
+	// Serve configures it only for a server without a TLSConfig.
+	if h2 && srv.TLSConfig != nil {
 		shadow.TLSConfig = srv.TLSConfig.Clone()
 		shadow.ServeTLS(noListener{}, "", "")
 	} else {
@@ -85,3 +95,31 @@ type noListener struct{}
 func (noListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
 func (noListener) Close() error              { return nil }
 func (noListener) Addr() net.Addr            { return &net.TCPAddr{} }
+
+// listenerTLS is c as a listener of the worker's server serves it: a
+// copy whose ALPN offers HTTP/2 and HTTP/1.1 as the server's protocols
+// allow — what ServeTLS does for the server's own TLSConfig.
+func (w *Worker) listenerTLS(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	var p http.Protocols
+	if w.srv.Protocols != nil {
+		p = *w.srv.Protocols
+	} else {
+		p.SetHTTP1(true)
+	}
+	if _, ok := w.srv.TLSNextProto["h2"]; !ok {
+		p.SetHTTP2(false) // turned off, or not configured (GODEBUG=http2server=0)
+	} else if w.srv.Protocols == nil {
+		p.SetHTTP2(true)
+	}
+	c.NextProtos = slices.DeleteFunc(slices.Clone(c.NextProtos), func(s string) bool {
+		return s == "h2" || s == "http/1.1"
+	})
+	if p.HTTP2() {
+		c.NextProtos = append(c.NextProtos, "h2")
+	}
+	if p.HTTP1() {
+		c.NextProtos = append(c.NextProtos, "http/1.1")
+	}
+	return c
+}

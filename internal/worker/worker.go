@@ -12,6 +12,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,11 @@ type Config struct {
 	// Listeners are the sockets to serve; at least one. The Worker owns
 	// them: it closes them when it stops accepting.
 	Listeners []net.Listener
+	// TLS, if not nil, is each listener's TLS, by index: a nil entry
+	// serves plain HTTP there, whatever Server.TLSConfig says, and the
+	// rest serve TLS with their own configuration (HTTP/2 offered as
+	// Server's protocols allow). Nil means Server.TLSConfig on every one.
+	TLS []*tls.Config
 	// Server is the http.Server to serve with: this very value, not a
 	// copy, so that what a copy would lose (RegisterOnShutdown hooks,
 	// SetKeepAlivesEnabled(false), fields of later Go versions) takes
@@ -133,6 +139,9 @@ func New(cfg Config) (*Worker, error) {
 	if len(cfg.Listeners) == 0 {
 		return nil, errors.New("worker: no listener to serve")
 	}
+	if cfg.TLS != nil && len(cfg.TLS) != len(cfg.Listeners) {
+		return nil, fmt.Errorf("worker: %d TLS settings for %d listeners", len(cfg.TLS), len(cfg.Listeners))
+	}
 	if cfg.Handler == nil {
 		cfg.Handler = http.DefaultServeMux
 	}
@@ -153,7 +162,7 @@ func New(cfg Config) (*Worker, error) {
 		w.lns = append(w.lns, &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting, hold: w.holdBack})
 	}
 	w.srv = w.server(cfg.Server)
-	w.h2 = splitHTTP2(w.srv, w.log)
+	w.h2 = splitHTTP2(w.srv, cfg.TLS, w.log)
 	return w, nil
 }
 
@@ -216,8 +225,8 @@ func (w *Worker) wrap(h http.Handler) http.Handler {
 // Start serves every listener, each in its own goroutine, and returns at
 // once. Ready tells when they all accept; Failed, when one has stopped.
 func (w *Worker) Start() {
-	for _, ln := range w.lns {
-		w.wg.Go(func() { w.serve(ln) })
+	for i, ln := range w.lns {
+		w.wg.Go(func() { w.serve(ln, w.tlsOf(i)) })
 	}
 }
 
@@ -237,12 +246,24 @@ func (w *Worker) Ready() <-chan struct{} { return w.ready }
 // stopped by CloseListeners, Drain or Quit has not failed.
 func (w *Worker) Failed() <-chan error { return w.failed }
 
-func (w *Worker) serve(ln net.Listener) {
+// tlsOf is the TLS listener i serves: Config.TLS's entry, or the
+// server's own.
+func (w *Worker) tlsOf(i int) *tls.Config {
+	if w.cfg.TLS == nil {
+		return w.srv.TLSConfig
+	}
+	return w.cfg.TLS[i]
+}
+
+func (w *Worker) serve(ln net.Listener, tc *tls.Config) {
 	var err error
-	if w.srv.TLSConfig != nil {
-		err = w.srv.ServeTLS(ln, "", "")
-	} else {
+	switch {
+	case tc == nil:
 		err = w.srv.Serve(ln)
+	case tc == w.srv.TLSConfig:
+		err = w.srv.ServeTLS(ln, "", "")
+	default:
+		err = w.srv.Serve(tls.NewListener(ln, w.listenerTLS(tc)))
 	}
 	if !w.draining.Load() && !w.unlisted.Load() {
 		// ErrServerClosed here means the program closed Config.Server

@@ -25,7 +25,7 @@ func start(t *testing.T, cfg Config) *Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Listeners = []net.Listener{ln}
+	cfg.Listeners = append([]net.Listener{ln}, cfg.Listeners...)
 	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -346,17 +346,23 @@ func TestNewNeedsListeners(t *testing.T) {
 
 // HTTP/2 connections, over TLS and unencrypted, get GOAWAY when the drain
 // starts, even idle ones that would otherwise wait for DrainIdle.
+// The TLS may be the server's or the listener's own (Config.TLS).
 func TestDrainSendsGoAway(t *testing.T) {
-	for _, viaTLS := range []bool{true, false} {
+	for _, how := range []string{"server TLS", "listener TLS", "h2c"} {
 		srv := &http.Server{}
-		if viaTLS {
+		cfg := Config{Server: srv, Handler: newGated(), DrainIdle: long}
+		viaTLS := how != "h2c"
+		switch how {
+		case "server TLS":
 			srv.TLSConfig = serverTLS(t)
-		} else {
+		case "listener TLS":
+			cfg.TLS = []*tls.Config{serverTLS(t)}
+		default:
 			srv.Protocols = new(http.Protocols)
 			srv.Protocols.SetHTTP1(true)
 			srv.Protocols.SetUnencryptedHTTP2(true)
 		}
-		w := start(t, Config{Server: srv, Handler: newGated(), DrainIdle: long})
+		w := start(t, cfg)
 		var c net.Conn
 		c, err := net.Dial("tcp", w.Addrs()[0].String())
 		if err != nil {
@@ -375,7 +381,7 @@ func TestDrainSendsGoAway(t *testing.T) {
 		io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
 		br := bufio.NewReader(c)
 		if typ := readFrame(t, br); typ != 0x4 {
-			t.Fatalf("tls=%v: first frame of type %d, want SETTINGS", viaTLS, typ)
+			t.Fatalf("%s: first frame of type %d, want SETTINGS", how, typ)
 		}
 		done := drain(w, context.Background())
 		for typ := byte(0); typ != 0x7; { // GOAWAY
@@ -383,8 +389,60 @@ func TestDrainSendsGoAway(t *testing.T) {
 		}
 		c.Close()
 		if err := <-done; err != nil {
-			t.Fatalf("tls=%v: Drain = %v", viaTLS, err)
+			t.Fatalf("%s: Drain = %v", how, err)
 		}
+	}
+}
+
+// With Config.TLS, one listener serves TLS (HTTP/2 offered) while another
+// serves plain HTTP on the same server, even when the server has a
+// TLSConfig of its own.
+func TestPerListenerTLS(t *testing.T) {
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := serverTLS(t)
+	srv := &http.Server{TLSConfig: serverTLS(t)}
+	// start adds the TLS listener, first.
+	w := start(t, Config{Server: srv, Handler: newGated(), TLS: []*tls.Config{conf, nil}, Listeners: []net.Listener{plain}})
+	if len(w.Addrs()) != 2 {
+		t.Fatalf("serving %v", w.Addrs())
+	}
+	for _, proto := range []string{"h2", "http/1.1"} {
+		tc, err := tls.Dial("tcp", w.Addrs()[0].String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{proto}})
+		if err != nil {
+			t.Fatalf("TLS listener: %v", err)
+		}
+		if got := tc.ConnectionState().NegotiatedProtocol; got != proto {
+			t.Errorf("TLS listener negotiated %q, want %q", got, proto)
+		}
+		tc.Close()
+	}
+	if len(conf.NextProtos) != 0 {
+		t.Errorf("the caller's tls.Config was changed: NextProtos %q", conf.NextProtos)
+	}
+	c, err := net.Dial("tcp", w.Addrs()[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("plain listener: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestNewChecksTLSLength(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := New(Config{Listeners: []net.Listener{ln}, TLS: []*tls.Config{nil, nil}}); err == nil || !strings.Contains(err.Error(), "2 TLS settings for 1 listeners") {
+		t.Fatalf("New = %v", err)
 	}
 }
 
