@@ -1,7 +1,6 @@
 package prefork
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -41,8 +40,11 @@ func (m *master) bindAll() error {
 			os.Unsetenv(k)
 		}
 	}
+	if err := m.cfg.checkPassed(acts); err != nil {
+		return err
+	}
 	for i, a := range m.cfg.addrs {
-		ln, from, err := m.bind(a, acts)
+		ln, from, err := m.bind(a, acts, m.cfg.perms[i])
 		if err != nil {
 			return &OptionError{Field: m.cfg.fields[i], Value: a.String(), Reason: err.Error(), Err: err}
 		}
@@ -60,13 +62,47 @@ func (m *master) bindAll() error {
 	return nil
 }
 
+// checkPassed refuses an fd://N address when systemd passed sockets too:
+// both number descriptors from 3, and the activated ones have been taken
+// (their numbers closed) already. The activated sockets are closed.
+func (c *config) checkPassed(acts []sockets.Activated) error {
+	if len(acts) == 0 {
+		return nil
+	}
+	for i, a := range c.addrs {
+		if a.Network == "fd" {
+			for _, act := range acts {
+				act.Listener.Close()
+			}
+			return &OptionError{Field: c.fields[i], Value: a.String(), Reason: "systemd passed sockets too (LISTEN_FDS), numbered from 3: name the activated socket by its address instead"}
+		}
+	}
+	return nil
+}
+
 // bind takes the socket for a — inherited from an old master, passed by
-// systemd, or bound now — keeps it, and hands it to tableflip for the next
+// systemd or by the parent (fd://N), or bound now with the file
+// permissions p — keeps it, and hands it to tableflip for the next
 // master. It says where the socket came from.
-func (m *master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, string, error) {
+func (m *master) bind(a sockets.Addr, acts []sockets.Activated, p sockets.Perm) (net.Listener, string, error) {
 	ln, owned, err := m.inherit(a)
 	if ln != nil || err != nil {
 		return ln, "inherited", err
+	}
+	if a.Network == "fd" {
+		// The old master of an upgrade hands it over as it does the
+		// others; the descriptor number N here is tableflip's.
+		if m.hasParent() {
+			return nil, "", errors.New("the old master did not hand this socket over")
+		}
+		if ln, err = sockets.OpenFD(a); err != nil {
+			return nil, "", err
+		}
+		if err := m.share(a, ln, false); err != nil {
+			ln.Close()
+			return nil, "", err
+		}
+		return ln, "passed", nil
 	}
 	for i := range acts {
 		if ln := acts[i].Listener; ln != nil && acts[i].Match(a) {
@@ -81,7 +117,7 @@ func (m *master) bind(a sockets.Addr, acts []sockets.Activated) (net.Listener, s
 	}
 	// Bound here, not by tableflip's Listen, which flattens the error
 	// (errors.Is(err, syscall.EADDRINUSE) must hold).
-	ln, err = sockets.ListenConfig().Listen(context.Background(), a.Network, a.Address)
+	ln, err = sockets.Listen(a, p)
 	if err != nil {
 		return nil, "", err
 	}
@@ -206,7 +242,7 @@ func (m *master) bindMetrics(acts []sockets.Activated) error {
 		return nil
 	}
 	n := len(m.lns)
-	ln, from, err := m.bind(a, acts)
+	ln, from, err := m.bind(a, acts, sockets.NoPerm)
 	if err != nil {
 		return &OptionError{Field: "MetricsAddr", Value: m.cfg.MetricsAddr, Reason: err.Error(), Err: err}
 	}

@@ -27,7 +27,7 @@ type EventKind int
 // closed. After the loop: EventSocketNotRemoved, EventStopped and the
 // terminal waiter's events come from Run's goroutine before it returns.
 const (
-	EventListening            EventKind = iota + 1 // a socket is bound: "bound", "inherited" (upgrade) or "activated" (systemd) [Addr, From]
+	EventListening            EventKind = iota + 1 // a socket is bound: "bound", "inherited" (upgrade), "activated" (systemd) or "passed" (fd://N) [Addr, From]
 	EventSpawned                                   // a worker started [Slot, Generation, Pid]
 	EventReady                                     // a worker serves; Delay is its boot time [Slot, Generation, Pid, Delay]
 	EventExited                                    // a worker ended; Expected: the master asked it to [Slot, Generation, Pid, Exit, Expected]
@@ -216,7 +216,7 @@ type Event struct {
 	Delay      time.Duration
 	Action     signals.Action
 	Workers    int            // the worker count, for reload and scale events
-	From       string         // for EventListening: "bound", "inherited" (upgrade) or "activated" (systemd)
+	From       string         // for EventListening: "bound", "inherited" (upgrade), "activated" (systemd) or "passed" (fd://N)
 	Path       string         // a file: the log file, the PID file, a unix socket, the binary
 	Detail     string         // what else the kind's comment says it carries
 	Reason     recycle.Reason // why a worker is recycled

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -230,6 +231,11 @@ func helperMain() int {
 			return 1
 		}
 		opts.Server = &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{kp}}}
+		if os.Getenv("TEST_LISTENER_TLS") != "" {
+			// TLS on a second address only: Addr serves plain HTTP.
+			opts.Listeners = append(opts.Listeners, prefork.Listener{Addr: "127.0.0.1:0", TLSConfig: opts.Server.TLSConfig})
+			opts.Server.TLSConfig = nil
+		}
 		if os.Getenv("TEST_USER_H2") != "" {
 			// HTTP/2 the program set up itself, as x/net's ConfigureServer
 			// would, but without a shutdown hook: only its TLSNextProto.
@@ -267,6 +273,11 @@ func helperMain() int {
 	if os.Getenv("TEST_SHUTDOWN_HOOK") != "" {
 		opts.Server = &http.Server{}
 		opts.Server.RegisterOnShutdown(func() { log.Info("shutdown hook ran", "pid", pid) })
+	}
+	if path := os.Getenv("TEST_LISTENER_UNIX"); path != "" {
+		mode, _ := strconv.ParseUint(os.Getenv("TEST_LISTENER_UNIX_MODE"), 8, 32)
+		opts.Listeners = append(opts.Listeners, prefork.Listener{Addr: "unix:" + path, Mode: fs.FileMode(mode),
+			Owner: os.Getenv("TEST_LISTENER_UNIX_OWNER"), Group: os.Getenv("TEST_LISTENER_UNIX_GROUP")})
 	}
 	if f := os.Getenv("TEST_MORE_ADDRS_IF"); prefork.IsWorker() && f != "" {
 		if _, err := os.Stat(f); err == nil {

@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gracefork/gracefork/internal/sockets"
@@ -54,11 +56,18 @@ const (
 // (they are, when every process runs the same main).
 type Options struct {
 	// Addr is the address to listen on: "host:port" (":8080",
-	// "127.0.0.1:0", "[::1]:8080") or "unix:/path/to.sock". Use Addrs for
-	// several; at least one address is required.
+	// "127.0.0.1:0", "[::1]:8080"), "unix:/path/to.sock", or "fd://N", a
+	// listening socket the parent process passed as descriptor N (taken
+	// once, by the first master; reloads and upgrades keep it like any
+	// other). Use Addrs or Listeners for several; at least one address is
+	// required.
 	Addr string
 	// Addrs are further addresses to listen on; every worker serves them all.
 	Addrs []string
+	// Listeners are further addresses with settings of their own — TLS
+	// here and not there, a unix socket's mode and owner — served after
+	// Addr and Addrs. See [Listener].
+	Listeners []Listener
 
 	// SingleProcess serves the handler in this process, with no master and
 	// no worker processes: the mode to choose where an orchestrator
@@ -284,6 +293,10 @@ type config struct {
 	Options
 	addrs  []sockets.Addr
 	fields []string // the field each addr came from, for error messages
+	// tls is each address's TLS, nil for plain HTTP; perms, each unix
+	// socket's file mode and owner.
+	tls   []*tls.Config
+	perms []sockets.Perm
 	// metricsAddr is MetricsAddr parsed, a bare port made loopback; its
 	// Network is "" when metrics are not served (master only).
 	metricsAddr sockets.Addr
@@ -304,9 +317,10 @@ func (o Options) validate() (*config, error) {
 	if err := c.defaultDurations(); err != nil {
 		return nil, err
 	}
-	if t := c.Server; t != nil && t.TLSConfig != nil && len(t.TLSConfig.Certificates) == 0 &&
-		t.TLSConfig.GetCertificate == nil && t.TLSConfig.GetConfigForClient == nil {
-		return nil, &OptionError{Field: "Server.TLSConfig", Value: phrase("a tls.Config without a certificate"), Reason: "set Certificates, GetCertificate or GetConfigForClient: a worker cannot serve TLS without one"}
+	if c.Server != nil {
+		if err := checkTLS("Server.TLSConfig", c.Server.TLSConfig); err != nil {
+			return nil, err
+		}
 	}
 	if c.Logger == nil {
 		c.defaultLogger = true
@@ -435,33 +449,35 @@ func (c *config) checkBounds() error {
 }
 
 func (c *config) parseAddrs() error {
-	add := func(field, s string) error {
-		a, err := sockets.Parse(s)
-		if err != nil {
-			return &OptionError{Field: field, Value: s, Reason: err.Error()}
-		}
-		for i, prev := range c.addrs {
-			if prev == a {
-				return &OptionError{Field: field, Value: s, Reason: "repeats Options." + c.fields[i]}
-			}
-		}
-		c.addrs = append(c.addrs, a)
-		c.fields = append(c.fields, field)
-		return nil
-	}
-	if c.Addr == "" && len(c.Addrs) == 0 {
-		return &OptionError{Field: "Addr", Value: c.Addr, Reason: "no address to listen on (set Addr or Addrs)"}
+	if c.Addr == "" && len(c.Addrs) == 0 && len(c.Listeners) == 0 {
+		return &OptionError{Field: "Addr", Value: c.Addr, Reason: "no address to listen on (set Addr, Addrs or Listeners)"}
 	}
 	if c.Addr != "" {
-		if err := add("Addr", c.Addr); err != nil {
+		if err := c.addAddr("Addr", c.Addr); err != nil {
 			return err
 		}
 	}
 	for i, s := range c.Addrs {
-		if err := add(fmt.Sprintf("Addrs[%d]", i), s); err != nil {
+		if err := c.addAddr(fmt.Sprintf("Addrs[%d]", i), s); err != nil {
 			return err
 		}
 	}
+	return c.parseListeners()
+}
+
+// addAddr parses the address s of field and adds it, once.
+func (c *config) addAddr(field, s string) error {
+	a, err := sockets.Parse(s)
+	if err != nil {
+		return &OptionError{Field: field, Value: s, Reason: err.Error()}
+	}
+	for i, prev := range c.addrs {
+		if prev == a && !(a.Network == "tcp" && strings.HasSuffix(a.Address, ":0")) { // port 0: a free port each
+			return &OptionError{Field: field, Value: s, Reason: "repeats Options." + c.fields[i]}
+		}
+	}
+	c.addrs = append(c.addrs, a)
+	c.fields = append(c.fields, field)
 	return nil
 }
 

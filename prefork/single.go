@@ -116,6 +116,9 @@ func (w *workerRole) bindSingle() (lns []net.Listener, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("prefork: socket activation: %w", err)
 	}
+	if err := w.cfg.checkPassed(acts); err != nil {
+		return nil, err
+	}
 	defer func() {
 		for _, act := range acts {
 			if act.Listener != nil {
@@ -132,7 +135,7 @@ func (w *workerRole) bindSingle() (lns []net.Listener, err error) {
 		}
 	}()
 	for i, a := range w.cfg.addrs {
-		ln, err := bindOne(a, acts)
+		ln, err := bindOne(a, acts, w.cfg.perms[i])
 		if err != nil {
 			return lns, &OptionError{Field: w.cfg.fields[i], Value: a.String(), Reason: err.Error(), Err: err}
 		}
@@ -140,7 +143,7 @@ func (w *workerRole) bindSingle() (lns []net.Listener, err error) {
 		w.log.Info("listening", "addr", listenAddr(ln))
 	}
 	if a := w.cfg.metricsAddr; a.Network != "" {
-		ln, err := bindOne(a, acts)
+		ln, err := bindOne(a, acts, sockets.NoPerm)
 		if err != nil {
 			return lns, &OptionError{Field: "MetricsAddr", Value: w.cfg.MetricsAddr, Reason: err.Error(), Err: err}
 		}
@@ -149,8 +152,12 @@ func (w *workerRole) bindSingle() (lns []net.Listener, err error) {
 	return lns, nil
 }
 
-// bindOne takes systemd's socket for a, or binds one.
-func bindOne(a sockets.Addr, acts []sockets.Activated) (net.Listener, error) {
+// bindOne takes systemd's socket for a, or the parent's, or binds one
+// with the file permissions p.
+func bindOne(a sockets.Addr, acts []sockets.Activated, p sockets.Perm) (net.Listener, error) {
+	if a.Network == "fd" {
+		return sockets.OpenFD(a)
+	}
 	for i := range acts {
 		if ln := acts[i].Listener; ln != nil && acts[i].Match(a) {
 			acts[i].Listener = nil // taken; never unlinked: it is systemd's
@@ -163,7 +170,7 @@ func bindOne(a sockets.Addr, acts []sockets.Activated) (net.Listener, error) {
 		}
 	}
 	// A unix socket bound here is unlinked when the drain closes it.
-	return sockets.ListenConfig().Listen(context.Background(), a.Network, a.Address)
+	return sockets.Listen(a, p)
 }
 
 // startSingle is the single process's part once it serves: readiness,

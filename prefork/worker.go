@@ -168,7 +168,7 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 func (w *workerRole) build(h http.Handler, lns []net.Listener) error {
 	w.gath = newWorkerGather(w, w.cfg)
 	var err error
-	w.core, err = core.New(core.Config{Listeners: lns, Server: w.cfg.Server, Handler: h,
+	w.core, err = core.New(core.Config{Listeners: lns, TLS: w.cfg.tls, Server: w.cfg.Server, Handler: h,
 		DrainIdle: w.cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
 		RequestTimeout: w.cfg.RequestTimeout, OnRunaway: w.retireRunaway, Observe: w.observer()})
 	return err
