@@ -83,6 +83,17 @@
 // a GOAWAY the moment the drain starts, so their clients open new streams
 // elsewhere at once.
 //
+// # Addresses
+//
+// Options.Addr and Options.Addrs take "host:port", "unix:/path" and
+// "fd://N" (a listening socket the parent process passed as descriptor N);
+// they all serve with Options.Server, TLS included. [prefork.Listener]s
+// (Options.Listeners) carry settings of their own: a TLS configuration for
+// that address alone (nil is plain HTTP there), and a unix socket's mode,
+// owner and group, applied as the master binds it. Every address is bound
+// once, by the master (or the single process), and survives reloads and
+// binary upgrades; a socket systemd passed is taken instead of binding.
+//
 // # Recycling
 //
 // Options.Recycle (package [github.com/gracefork/gracefork/recycle])
