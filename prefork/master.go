@@ -197,6 +197,9 @@ func newMaster(cfg *config) (*master, error) {
 		if m.logFile != nil {
 			es.Stdout, es.Stderr = m.logFile, m.logFile
 		}
+		if !cfg.defaultLogger {
+			es.Logger = cfg.Logger // the workers' stray lines and crash dumps as records
+		}
 		m.spawner = es
 	}
 	for i := range cfg.Workers {

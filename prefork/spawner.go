@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +96,13 @@ type ExecSpawner struct {
 	// TailLines is how many lines of stderr Exit keeps; default 20. A Go
 	// crash dump is kept whole besides, up to 256 KiB (see Exit.Stderr).
 	TailLines int
+	// Logger, if set, turns the worker's stderr into records: each line
+	// one record ("worker output", with the worker's slot and pid), a Go
+	// crash dump from its first line to the end one record ("worker crash
+	// output", level ERROR). Lines that are records already (a JSON
+	// object; slog's text format) go to Stderr as they are. Serve sets it
+	// to Options.Logger when one is given.
+	Logger *slog.Logger
 
 	// self: Path names this program (the master's own spawner), so the
 	// running executable may stand in for it when it is gone.
@@ -123,7 +131,13 @@ func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 	if args == nil {
 		args = os.Args[1:]
 	}
-	p := &execProcess{tail: &tailWriter{max: cmp.Or(max(s.TailLines, 0), 20), w: orDefault(s.Stderr, os.Stderr)}}
+	stderr := orDefault(s.Stderr, os.Stderr)
+	var records *outputRecords
+	if s.Logger != nil {
+		records = &outputRecords{raw: stderr}
+		stderr = records
+	}
+	p := &execProcess{tail: &tailWriter{max: cmp.Or(max(s.TailLines, 0), 20), w: stderr}}
 	files, err := p.stdio(orDefault(s.Stdout, os.Stdout))
 	defer closeAll(files)
 	if err != nil {
@@ -151,6 +165,10 @@ func (s *ExecSpawner) Spawn(spec WorkerSpec) (Process, error) {
 		return nil, fmt.Errorf("prefork: start worker %s: %w", path, err)
 	}
 	p.proc, _ = os.FindProcess(pid) // cannot fail on Unix
+	if records != nil {
+		records.log = s.Logger.With("slot", spec.Slot, "pid", pid)
+		p.pipes[len(p.pipes)-1].end = records.end
+	}
 	p.copyOutput()
 	return p, nil
 }
@@ -243,6 +261,7 @@ type execProcess struct {
 type outPipe struct {
 	r   *os.File // our end
 	dst io.Writer
+	end func() // if set, called when the output has ended
 }
 
 // stdio returns the child's stdin, stdout and stderr: /dev/null; stdout
@@ -259,7 +278,7 @@ func (p *execProcess) stdio(stdout io.Writer) ([]*os.File, error) {
 		if err != nil {
 			return files, err
 		}
-		p.pipes = append(p.pipes, outPipe{r, stdout})
+		p.pipes = append(p.pipes, outPipe{r: r, dst: stdout})
 		files = append(files, w)
 	} else {
 		dup, err := dupFile(out)
@@ -272,7 +291,7 @@ func (p *execProcess) stdio(stdout io.Writer) ([]*os.File, error) {
 	if err != nil {
 		return files, err
 	}
-	p.pipes = append(p.pipes, outPipe{r, p.tail})
+	p.pipes = append(p.pipes, outPipe{r: r, dst: p.tail})
 	return append(files, w), nil
 }
 
@@ -291,7 +310,12 @@ func dupFile(f *os.File) (*os.File, error) {
 
 func (p *execProcess) copyOutput() {
 	for _, o := range p.pipes {
-		p.copies.Go(func() { io.Copy(o.dst, o.r) })
+		p.copies.Go(func() {
+			io.Copy(o.dst, o.r)
+			if o.end != nil {
+				o.end()
+			}
+		})
 	}
 }
 

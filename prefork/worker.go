@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -167,6 +168,12 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 // single process.
 func (w *workerRole) build(h http.Handler, lns []net.Listener) error {
 	w.gath = newWorkerGather(w, w.cfg)
+	if !w.cfg.defaultLogger && (w.cfg.Server == nil || w.cfg.Server.ErrorLog == nil) {
+		// net/http's complaints, a handler's panic with its stack among
+		// them, as one record each, not as lines in the log stream.
+		w.cfg.Server = cmp.Or(w.cfg.Server, &http.Server{})
+		w.cfg.Server.ErrorLog = serverErrorLog(w.log)
+	}
 	var err error
 	w.core, err = core.New(core.Config{Listeners: lns, TLS: w.cfg.tls, Server: w.cfg.Server, Handler: h,
 		DrainIdle: w.cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
