@@ -271,6 +271,10 @@
 // error passes through the master, which keeps its last lines to explain a
 // failed boot. The master logs each event (spawned, ready, exited with
 // status, restart scheduled, giving up, reload …) as one log/slog record.
+// With Options.Logger set, the workers' stderr becomes records as well: a
+// stray line one record with the worker's slot and pid, a crash dump one
+// record, a handler's panic (net/http's ErrorLog) one record with its
+// stack; lines that are records already pass through.
 //
 // # Testing
 //

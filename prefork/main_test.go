@@ -157,6 +157,17 @@ func helperMain() int {
 		time.Sleep(d)
 		fmt.Fprintf(w, "slept %v pid=%d\n", d, pid)
 	})
+	// /stderr writes its line parameter to stderr, as stray output;
+	// /panic panics in the handler (net/http recovers and logs it);
+	// /crash panics on a goroutine of its own: the worker dies.
+	mux.HandleFunc("/stderr", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(os.Stderr, r.FormValue("line"))
+	})
+	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("handler boom") })
+	mux.HandleFunc("/crash", func(http.ResponseWriter, *http.Request) {
+		go panic("goroutine boom")
+		select {}
+	})
 	mux.Handle("/readyz", prefork.ReadyHandler())
 	mux.Handle("/livez", prefork.LiveHandler())
 	// /hijack holds its connection, as a WebSocket would, until the worker

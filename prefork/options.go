@@ -264,6 +264,19 @@ type Options struct {
 	// Logger receives the master's events and the workers' own lines,
 	// one structured record each. Default: text to stderr, or to LogFile,
 	// at LogLevel.
+	//
+	// When it is set, what a worker writes to stderr outside it becomes
+	// records too, so that a JSON log holds nothing but records: each
+	// stray line one "worker output" record with the worker's slot and
+	// pid; a Go crash dump (a panic that kills the worker, a fatal error,
+	// the SIGABRT dump of a hung worker), from its first line to the end,
+	// one "worker crash output" record at ERROR; a handler's panic, which
+	// net/http recovers, one "handler panicked" record with its stack
+	// (the worker's Server.ErrorLog, unless the program set one, logs
+	// through Logger at WARN, that panic at ERROR). Lines that are records
+	// already — the worker's Logger writing JSON, or slog's text, to
+	// stderr — pass through as written. With the default Logger, worker
+	// output is passed on as written.
 	Logger *slog.Logger
 	// LogLevel is the least level the default Logger writes; it is
 	// ignored when Logger is set (give that handler its own level).
