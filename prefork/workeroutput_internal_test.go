@@ -64,13 +64,13 @@ func TestOutputRecords(t *testing.T) {
 // time= or level= start.
 func TestIsRecord(t *testing.T) {
 	for line, want := range map[string]bool{
-		`{"msg":"x"}`:                         true,
-		`{"msg":`:                             false,
-		`time=2026 level=INFO msg=x`:          true,
-		`level=WARN msg="a b" k=v`:            true,
-		`time=2026 msg=x`:                     false,
+		`{"msg":"x"}`:                          true,
+		`{"msg":`:                              false,
+		`time=2026 level=INFO msg=x`:           true,
+		`level=WARN msg="a b" k=v`:             true,
+		`time=2026 msg=x`:                      false,
 		`2026/01/01 00:00:00 level=INFO msg=x`: false,
-		``:                                    false,
+		``:                                     false,
 	} {
 		if got := isRecord(line); got != want {
 			t.Errorf("isRecord(%q) = %v, want %v", line, got, want)
