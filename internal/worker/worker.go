@@ -41,6 +41,15 @@ type Config struct {
 	// Listeners are the sockets to serve; at least one. The Worker owns
 	// them: it closes them when it stops accepting.
 	Listeners []net.Listener
+	// Own, if not nil, says by index which listeners are this worker's
+	// own: a socket of its slot alone (gracefork's per-slot SO_REUSEPORT
+	// sockets), whose queue no other worker serves. The worker never
+	// holds back from accepting on one (balance.go: that would leave its
+	// queue unserved), and the master may pause one (it stops
+	// listening, and an accept fails with EINVAL): Accept then waits
+	// until it listens again, or is closed, instead of failing the
+	// server.
+	Own []bool
 	// TLS, if not nil, is each listener's TLS, by index: a nil entry
 	// serves plain HTTP there, whatever Server.TLSConfig says, and the
 	// rest serve TLS with their own configuration (HTTP/2 offered as
@@ -142,6 +151,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.TLS != nil && len(cfg.TLS) != len(cfg.Listeners) {
 		return nil, fmt.Errorf("worker: %d TLS settings for %d listeners", len(cfg.TLS), len(cfg.Listeners))
 	}
+	if cfg.Own != nil && len(cfg.Own) != len(cfg.Listeners) {
+		return nil, fmt.Errorf("worker: %d Own flags for %d listeners", len(cfg.Own), len(cfg.Listeners))
+	}
 	if cfg.Handler == nil {
 		cfg.Handler = http.DefaultServeMux
 	}
@@ -158,8 +170,12 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.quitCtx, w.quitCancel = context.WithCancel(context.Background())
 	w.waiting.Store(int32(len(cfg.Listeners)))
-	for _, ln := range cfg.Listeners {
-		w.lns = append(w.lns, &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting, hold: w.holdBack})
+	for i, ln := range cfg.Listeners {
+		l := &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting, hold: w.holdBack, closed: make(chan struct{})}
+		if cfg.Own != nil && cfg.Own[i] {
+			l.hold, l.own = nil, true
+		}
+		w.lns = append(w.lns, l)
 	}
 	w.srv = w.server(cfg.Server)
 	w.h2 = splitHTTP2(w.srv, cfg.TLS, w.log)
