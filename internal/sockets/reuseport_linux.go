@@ -104,6 +104,22 @@ func ReusesPort(c syscall.Conn) bool {
 	return on
 }
 
+// pausedSlot reports whether fd, a stream socket that does not listen, is
+// a paused slot socket: bound to a port with SO_REUSEPORT.
+func pausedSlot(fd int) bool {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT)
+	if err != nil || v != 1 {
+		return false
+	}
+	switch sa, _ := unix.Getsockname(fd); sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return sa.Port != 0
+	case *unix.SockaddrInet6:
+		return sa.Port != 0
+	}
+	return false
+}
+
 // MigrateReq reads net.ipv4.tcp_migrate_req: when 1, the connections
 // queued in a socket of an SO_REUSEPORT group that stops listening move
 // to another socket of the group instead of being reset.

@@ -92,3 +92,29 @@ func TestPauseAndResume(t *testing.T) {
 		t.Fatalf("MigrateReq: %v", err)
 	}
 }
+
+// A paused slot socket passes a worker's check of its inherited listeners;
+// a stream socket that never listened does not.
+func TestCheckListenerTakesAPausedSlotSocket(t *testing.T) {
+	lns := listenSlots(t, 2)
+	b := lns[1].(*net.TCPListener)
+	Pause(b)
+	f, err := b.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := CheckListener(int(f.Fd())); err != nil {
+		t.Fatalf("paused slot socket: %v", err)
+	}
+	c, err := net.Dial("tcp", lns[0].Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cf, _ := c.(*net.TCPConn).File()
+	defer cf.Close()
+	if err := CheckListener(int(cf.Fd())); err == nil {
+		t.Fatal("a connected socket passed as a listener")
+	}
+}

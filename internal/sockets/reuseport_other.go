@@ -35,5 +35,8 @@ func Listening(syscall.Conn) (bool, error) { return false, ReusePortSupported() 
 // ReusesPort is false outside Linux: no gracefork socket is per slot there.
 func ReusesPort(syscall.Conn) bool { return false }
 
+// pausedSlot is false outside Linux: no socket is paused there.
+func pausedSlot(int) bool { return false }
+
 // MigrateReq fails outside Linux.
 func MigrateReq() (bool, error) { return false, ReusePortSupported() }

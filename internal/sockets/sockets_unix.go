@@ -18,13 +18,17 @@ func setReuseAddr(fd uintptr) error {
 }
 
 // CheckListener reports whether fd is a listening stream socket, as an
-// inherited listener must be.
+// inherited listener must be — or a slot's own socket that the master
+// paused (see Pause), which listens again later.
 func CheckListener(fd int) error {
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return fmt.Errorf("fd %d is not a socket: %w", fd, err)
 	}
 	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err == nil && typ == unix.SOCK_STREAM && acc == 0 && pausedSlot(fd) {
+		return nil
+	}
 	if err != nil || typ != unix.SOCK_STREAM || acc != 1 {
 		return fmt.Errorf("fd %d is not a listening stream socket", fd)
 	}
