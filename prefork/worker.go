@@ -124,6 +124,9 @@ type workerRole struct {
 	ctl  net.Conn
 	core *core.Worker
 	gath *workerGather // the master's scrapes; see metrics_worker.go
+	// own says which listeners are this worker's slot's own sockets
+	// (Options.ReusePort); nil in single-process mode.
+	own []bool
 	// single is set when this process serves alone, with no master
 	// (single.go); ctl is then nil.
 	single *single
@@ -158,6 +161,7 @@ func newWorkerRole(h http.Handler, cfg *config) (*workerRole, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.own = ownSockets(lns)
 	if err := w.build(h, lns); err != nil {
 		return nil, err
 	}
@@ -175,7 +179,7 @@ func (w *workerRole) build(h http.Handler, lns []net.Listener) error {
 		w.cfg.Server.ErrorLog = serverErrorLog(w.log)
 	}
 	var err error
-	w.core, err = core.New(core.Config{Listeners: lns, TLS: w.cfg.tls, Server: w.cfg.Server, Handler: h,
+	w.core, err = core.New(core.Config{Listeners: lns, Own: w.own, TLS: w.cfg.tls, Server: w.cfg.Server, Handler: h,
 		DrainIdle: w.cfg.DrainIdle, Logger: w.log, OnDrain: markDraining,
 		RequestTimeout: w.cfg.RequestTimeout, OnRunaway: w.retireRunaway, Observe: w.observer()})
 	return err
@@ -216,6 +220,23 @@ func (w *workerRole) inherit(s handoff.Spec) ([]net.Listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+// ownSockets says which inherited listeners are the slot's own: the
+// sockets a master bound with SO_REUSEPORT (Options.ReusePort), each
+// served by one slot's workers. Told by the socket, not by this binary's
+// Options, so a reload across a change of the option still reads what the
+// master did. An fd:// or systemd socket that has SO_REUSEPORT of its own
+// is shared all the same; it counts as own here, which only turns off the
+// holding back before Accept on it (see Options.ReusePort).
+func ownSockets(lns []net.Listener) []bool {
+	own := make([]bool, len(lns))
+	for i, ln := range lns {
+		if c, ok := ln.(syscall.Conn); ok {
+			own[i] = sockets.ReusesPort(c)
+		}
+	}
+	return own
 }
 
 func addrList(as []sockets.Addr) string {
