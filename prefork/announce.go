@@ -11,7 +11,15 @@ import (
 // ready worker at start: tableflip's Ready (which lets an old master go),
 // the PID file, systemd's READY=1 (with MAINPID after an upgrade).
 func (m *master) maybeAnnounce() {
-	if m.announced || m.stopping || !m.allReady() {
+	if m.announced || m.stopping || m.settling || !m.allReady() {
+		return
+	}
+	// With ReusePort, the slot sockets first; a closing that ends at once
+	// calls maybeAnnounce from within, which settling makes wait.
+	m.settling = true
+	settled := m.settleSlots()
+	m.settling = false
+	if !settled {
 		return
 	}
 	m.announced = true

@@ -44,12 +44,20 @@ func (m *master) bindAll() error {
 		return err
 	}
 	for i, a := range m.cfg.addrs {
-		ln, from, err := m.bind(a, acts, m.cfg.perms[i])
+		var ln net.Listener
+		var from string
+		var err error
+		if m.perSlotAddr(a, acts) {
+			ln, from, err = m.bindSlots(i, a)
+		} else {
+			ln, from, err = m.bind(a, acts, m.cfg.perms[i])
+		}
 		if err != nil {
 			return &OptionError{Field: m.cfg.fields[i], Value: a.String(), Reason: err.Error(), Err: err}
 		}
 		m.emit(Event{Kind: EventListening, Addr: listenAddr(ln), From: from})
 	}
+	m.tellMigrate()
 	if err := m.bindMetrics(acts); err != nil {
 		return err
 	}
@@ -166,6 +174,12 @@ func (m *master) inherit(a sockets.Addr) (net.Listener, bool, error) {
 	// master that fails does not stop tableflip (closeSockets), so it
 	// unlinks nothing.
 	ln, err := m.upg.Listener(a.Network, a.Address)
+	if ln == nil && err == nil && a.Network == "tcp" && m.hasParent() {
+		if sl, _ := m.upg.Listener(a.Network, slotKey(a, 0)); sl != nil {
+			sl.Close()
+			return nil, false, errors.New("the old master serves this address on a socket per slot (Options.ReusePort): an upgrade cannot switch to one shared socket; restart the service to switch")
+		}
+	}
 	if ln == nil || err != nil {
 		return nil, false, err
 	}

@@ -21,8 +21,9 @@ type EventKind int
 // checks these comments against it.
 //
 // OnEvent sees every line the master logs, in order. Most events come from
-// the master's loop, while Run runs. Before it: New emits EventListening
-// and EventUnusedActivation as it binds, on its caller's goroutine, and
+// the master's loop, while Run runs. Before it: New emits EventListening,
+// EventPerSlotSockets, EventSlotListening and EventUnusedActivation as it
+// binds, on its caller's goroutine, and
 // EventSocketNotRemoved when it fails or a Server that never ran is
 // closed. After the loop: EventSocketNotRemoved, EventStopped and the
 // terminal waiter's events come from Run's goroutine before it returns.
@@ -83,9 +84,12 @@ const (
 	EventMetricsError                              // gathering or serving the metrics failed (Err); what could be gathered was served [Err]
 	EventMetricsSettled                            // an exited worker's metrics were "folded" into its slot (it left as asked) or "dropped" (a crash), as Detail says [Slot, Generation, Pid, Detail]
 	EventShutdownDelay                             // a graceful stop began: readiness fails, and the workers serve on for Delay before they drain [Delay]
-	EventActionRefused                             // an action (Action) came during the shutdown delay (Detail) and was refused [Action, Detail]
+	EventActionRefused                             // an action (Action) was refused, for the reason in Detail: it came during the shutdown delay, or, with ReusePort, it would change the worker count during an upgrade [Action, Detail]
 	EventChangeDetected                            // with ReloadOnChange, the executable or a ReloadWatch path changed (Detail: which); a reload follows [Detail]
 	EventMetricsImported                           // after a binary upgrade, the old master's totals were added to this master's (Detail: their size), or could not be (Err): its counts start over [Detail, Err]
+	EventPerSlotSockets                            // with ReusePort, what the kernel does with the connections queued in a slot socket that closes (Detail: net.ipv4.tcp_migrate_req), or why it cannot be told (Err) [Detail, Err]
+	EventSlotListening                             // with ReusePort, a slot's own socket (Addr) listens: Detail is "bound", "inherited" (upgrade) or "listening again" (scale-up, a degraded slot restored) [Slot, Addr, Detail]
+	EventSlotClosed                                // with ReusePort, a slot's own socket (Addr) stopped listening, for the reason in Detail; Err counts the connections its queue held, reset [Slot, Addr, Detail, Err]
 )
 
 // kindSpec describes a kind once: its log message (String), its level,
@@ -190,6 +194,9 @@ var kinds = [...]kindSpec{
 	EventActionRefused:        {name: "action refused", level: warn, master: true, fields: []field{f("Action", "action"), f("Detail", "why")}},
 	EventChangeDetected:       {name: "change detected: reloading", master: true, fields: []field{f("Detail", "paths")}},
 	EventMetricsImported:      {name: "metrics continue the old master's totals", worse: warn, master: true, fields: []field{opt("Detail", "size"), opt("Err", "err")}},
+	EventPerSlotSockets:       {name: "per-slot sockets", worse: warn, master: true, fields: []field{opt("Detail", "queued_at_close"), opt("Err", "err")}},
+	EventSlotListening:        {name: "slot socket listening", master: true, fields: []field{slotF, f("Addr", "addr"), f("Detail", "how")}},
+	EventSlotClosed:           {name: "slot socket closed", worse: warn, master: true, fields: []field{slotF, f("Addr", "addr"), f("Detail", "why"), opt("Err", "err")}},
 }
 
 func (k EventKind) spec() *kindSpec {

@@ -33,7 +33,14 @@ type master struct {
 	lns   []net.Listener
 	files []*os.File  // the listeners' descriptors, handed to every worker
 	owned []ownedPath // unix socket paths this master's line created
-	upg   *tableflip.Upgrader
+	// With ReusePort (reuseport.go): which addresses have a socket per
+	// slot, each slot's own sockets (slot 0's are also in lns and files),
+	// and whether Linux moves a closing socket's queue elsewhere.
+	perSlot   []bool
+	slotSocks []*slotSockets
+	migrate   bool
+	settling  bool // maybeAnnounce is settling the slot sockets
+	upg       *tableflip.Upgrader
 	// upgradeFn starts a new master and waits until it is ready; it
 	// returns what the new master wrote into the report pipe. Nil when
 	// this master has no upgrader. Tests replace it.
@@ -501,6 +508,15 @@ func (m *master) onRequest(r request) {
 			r.answer(ErrServerClosed)
 			return
 		}
+		if m.scaleRefused() {
+			a := signals.AddWorker
+			if r.n < len(m.slots) {
+				a = signals.RemoveWorker
+			}
+			m.emit(Event{Kind: EventActionRefused, Action: a, Detail: errScaleDuringUpgrade.Error()})
+			r.answer(errScaleDuringUpgrade)
+			return
+		}
 		m.scale(r.n)
 		r.answer(nil)
 		return
@@ -528,6 +544,11 @@ func (m *master) onAction(r request) {
 	if m.delaying && refusedWhileDelaying(a) {
 		m.emit(Event{Kind: EventActionRefused, Action: a, Detail: "stopping after the shutdown delay"})
 		r.answer(ErrServerClosed)
+		return
+	}
+	if (a == signals.AddWorker || a == signals.RemoveWorker || a == signals.StopWorkers) && m.scaleRefused() {
+		m.emit(Event{Kind: EventActionRefused, Action: a, Detail: errScaleDuringUpgrade.Error()})
+		r.answer(errScaleDuringUpgrade)
 		return
 	}
 	switch a {

@@ -69,6 +69,44 @@ type Options struct {
 	// Addr and Addrs. See [Listener].
 	Listeners []Listener
 
+	// ReusePort gives each worker slot a listening socket of its own for
+	// every TCP address, instead of one socket that every worker accepts
+	// from. The master binds one socket per slot with SO_REUSEPORT (the
+	// first on the address as written — port 0 picks a port — the others
+	// on the same port) and holds every one for its life; slot i's worker
+	// inherits slot i's socket, at the same descriptors as ever (one
+	// listener per address, in order), and so does every worker that
+	// replaces it — a reload, a recycle, a crash restart — so the
+	// connections waiting in its queue are served by the next worker.
+	// Linux hands each new connection to one of the sockets by a hash of
+	// the client's address and port: the kernel, not the workers, spreads
+	// the load, whoever is quickest to accept. Unix sockets, fd://N
+	// addresses and sockets passed by systemd stay shared.
+	//
+	// Scaling up binds (or reopens) the new slot's socket. Scaling down
+	// closes the removed slot's socket the moment its queue is empty,
+	// while its worker still accepts, then drains the worker; a
+	// connection whose handshake completes in that instant is reset,
+	// unless net.ipv4.tcp_migrate_req=1, which moves it to another
+	// slot's socket (the master logs the setting). A binary upgrade hands
+	// every slot's socket to the new master, which binds or closes the
+	// difference when its worker count differs.
+	//
+	// The trade-off, and why the shared socket is the default: a slot
+	// whose worker is gone — crashed and restarting, or booting after a
+	// young crash's backoff — keeps receiving its share of new
+	// connections, which wait in its queue until the next worker serves
+	// them (a slot that fails to boot MaxBootFailures times closes its
+	// socket until it boots again); with the shared socket the other
+	// workers take them at once. A second instance started by mistake
+	// on the same port by the same user binds too and takes a share of
+	// the connections (the master checks that the port is free only when
+	// it binds it first). Linux only: elsewhere it is an *OptionError
+	// wrapping errors.ErrUnsupported. Ignored in single-process mode (one
+	// process, one socket). See the package documentation's "Per-slot
+	// sockets".
+	ReusePort bool
+
 	// SingleProcess serves the handler in this process, with no master and
 	// no worker processes: the mode to choose where an orchestrator
 	// (Kubernetes, Nomad, ECS) supervises and restarts the process. The
@@ -335,6 +373,9 @@ func (o Options) validate() (*config, error) {
 			return nil, err
 		}
 	}
+	if err := c.checkReusePort(sockets.ReusePortSupported()); err != nil {
+		return nil, err
+	}
 	if c.Logger == nil {
 		c.defaultLogger = true
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel}))
@@ -492,6 +533,24 @@ func (c *config) addAddr(field, s string) error {
 	c.addrs = append(c.addrs, a)
 	c.fields = append(c.fields, field)
 	return nil
+}
+
+// checkReusePort refuses ReusePort where the platform cannot balance
+// per-slot sockets (unsupported is why, nil on Linux) and where no address
+// would get them.
+func (c *config) checkReusePort(unsupported error) error {
+	if !c.ReusePort {
+		return nil
+	}
+	if unsupported != nil {
+		return &OptionError{Field: "ReusePort", Value: true, Reason: unsupported.Error(), Err: unsupported}
+	}
+	for _, a := range c.addrs {
+		if a.Network == "tcp" {
+			return nil
+		}
+	}
+	return &OptionError{Field: "ReusePort", Value: true, Reason: "no TCP address to give each worker a socket of its own: unix sockets and fd://N addresses stay shared"}
 }
 
 // workerProcs splits the master's CPUs between the workers (ARCHITECTURE.md

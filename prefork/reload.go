@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/gracefork/gracefork/internal/sdnotify"
+	"github.com/gracefork/gracefork/signals"
 )
 
 // reloadState is a rolling reload in progress: the slots still to replace,
@@ -63,6 +64,13 @@ func waiting(reply chan error) []chan error {
 // startPass starts a pass for waiters, or queues them for the next pass
 // when one is under way.
 func (m *master) startPass(waiters []chan error) {
+	if len(m.slots) == 0 && m.scaleRefused() {
+		m.emit(Event{Kind: EventActionRefused, Action: signals.Reload, Detail: errScaleDuringUpgrade.Error()})
+		for _, c := range waiters {
+			c <- errScaleDuringUpgrade
+		}
+		return
+	}
 	if len(m.slots) == 0 {
 		// After StopWorkers, a reload brings the workers back. systemd
 		// (Type=notify-reload) sees it start and end like any other.

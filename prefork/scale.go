@@ -34,10 +34,14 @@ func (m *master) scaleTo(n int) {
 	}
 	for len(m.slots) < n && !m.stopping {
 		s := &slot{id: len(m.slots)}
+		if err := m.openSlot(s.id); err != nil {
+			m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Err: err})
+			break
+		}
 		m.slots = append(m.slots, s)
 		m.spawn(s, false)
 	}
-	m.emit(Event{Kind: EventScaled, Workers: n})
+	m.emit(Event{Kind: EventScaled, Workers: len(m.slots)})
 	m.advanceReload()
 	m.advanceRecycle()
 }
@@ -50,11 +54,21 @@ func (m *master) retire(s *slot) {
 		s.degraded = false
 		m.sendStatus() // no longer missing: it is gone
 	}
+	var ws []*worker
 	for _, w := range []*worker{s.next, s.w} {
 		if w != nil && !w.stopping {
 			m.mx.own.leaving(w.gen, causeScale)
-			m.stopWorker(w, true)
+			ws = append(ws, w)
 		}
+	}
+	if m.slotSocks != nil {
+		// Its own sockets close first, the moment their queues are
+		// empty, while its workers still accept; then they drain.
+		m.retireSlot(s, ws)
+		return
+	}
+	for _, w := range ws {
+		m.stopWorker(w, true)
 	}
 }
 

@@ -171,6 +171,9 @@ func (m *master) closeSockets() {
 	for _, ln := range m.lns {
 		ln.Close()
 	}
+	for _, ss := range m.slotSocks {
+		ss.close()
+	}
 	if m.upg != nil && !(m.hasParent() && !m.announced) {
 		m.upg.Stop()
 		<-m.upg.Exit() // closed once tableflip has closed its copies

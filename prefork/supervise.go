@@ -78,7 +78,7 @@ func (m *master) start(w *worker, reload bool) (Process, net.Conn, error) {
 	defer mine.Close()
 	marker := handoff.NewSpec(w.slot, w.gen, len(m.files), m.cfg.procs)
 	proc, err := m.spawner.Spawn(WorkerSpec{
-		Slot: w.slot, Generation: w.gen, Reload: reload, Control: theirs, Listeners: m.files,
+		Slot: w.slot, Generation: w.gen, Reload: reload, Control: theirs, Listeners: m.listenersFor(w.slot),
 		Env: append(m.baseEnv[:len(m.baseEnv):len(m.baseEnv)], marker.EnvEntry()),
 	})
 	theirs.Close()
@@ -197,6 +197,9 @@ func (m *master) onReady(w *worker) {
 		if s.degraded {
 			s.degraded, s.lastErr = false, nil
 			m.emit(Event{Kind: EventRestored, Slot: s.id, Generation: w.gen, Pid: w.proc.Pid()})
+			if err := m.openSlot(s.id); err != nil { // closed while degraded
+				m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Err: err})
+			}
 			m.sendStatus()
 		}
 	}
@@ -329,6 +332,7 @@ func (m *master) bootFailed(s *slot, e *BootError) {
 	}
 	s.degraded, s.lastErr = true, e
 	m.emit(Event{Kind: EventDegraded, Slot: s.id, Workers: m.serving(), Delay: maxBackoff, Err: e})
+	m.pauseDegraded(s)
 	m.sendStatus()
 	m.restartIn(s, maxBackoff)
 	m.advanceReload() // a reload that brings workers back ends with what it could start

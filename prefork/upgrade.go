@@ -143,6 +143,9 @@ func (m *master) startUpgrade(reply chan error) {
 	case m.waitingParent:
 		refuse("the previous master has not exited yet")
 		return
+	case m.closingSlots():
+		refuse("a scale-down is still closing a slot's socket")
+		return
 	case os.Getpid() == 1:
 		refuse("this master is PID 1 (a container's init): the container would end with it; restart the container with the new binary instead")
 		return
@@ -224,6 +227,7 @@ func (m *master) onUpgrade(ev upgradeEvent) {
 	if err == nil {
 		m.handOver(ev.successor) // logged before Upgrade returns
 	} else {
+		m.repause()
 		m.advanceRecycle() // the recycles that waited for the upgrade
 	}
 	for _, c := range wait {
