@@ -21,6 +21,10 @@ type strictLoad struct {
 	addr string
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// churn: every request asks for Connection: close, so that each one
+	// comes on a new connection — the load that queues the most in a
+	// listening socket.
+	churn bool
 
 	tally
 	mu     sync.Mutex
@@ -29,7 +33,12 @@ type strictLoad struct {
 }
 
 func startLoad(addr string, conns int) *strictLoad {
-	l := &strictLoad{addr: addr, stop: make(chan struct{}), pids: map[string]int{}}
+	return startLoadOf(&strictLoad{addr: addr}, conns)
+}
+
+// startLoadOf starts l, set up but for its channels, with conns clients.
+func startLoadOf(l *strictLoad, conns int) *strictLoad {
+	l.stop, l.pids = make(chan struct{}), map[string]int{}
 	for range conns {
 		l.wg.Go(l.conn)
 	}
@@ -78,7 +87,11 @@ func (l *strictLoad) conn() {
 
 func (l *strictLoad) request(c net.Conn, br *bufio.Reader) (pid string, closeAfter bool, err error) {
 	c.SetDeadline(time.Now().Add(preforktest.Patience))
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: gracefork\r\n\r\n"); err != nil {
+	req := "GET / HTTP/1.1\r\nHost: gracefork\r\n\r\n"
+	if l.churn {
+		req = "GET / HTTP/1.1\r\nHost: gracefork\r\nConnection: close\r\n\r\n"
+	}
+	if _, err := io.WriteString(c, req); err != nil {
 		return "", false, err
 	}
 	resp, err := http.ReadResponse(br, nil)
@@ -97,6 +110,15 @@ func (l *strictLoad) request(c net.Conn, br *bufio.Reader) (pid string, closeAft
 	return f[len(f)-1], resp.Close, nil
 }
 
+// end stops the load and returns the failures.
+func (l *strictLoad) end() []string {
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
 func (l *strictLoad) fail(why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -105,8 +127,7 @@ func (l *strictLoad) fail(why string) {
 
 func (l *strictLoad) finish(t *testing.T) {
 	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
+	l.end()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.failed) > 0 {

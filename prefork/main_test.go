@@ -87,6 +87,14 @@ func helperMain() int {
 	if g := os.Getenv("TEST_BOOT_GATE"); upgraded && g != "" {
 		os.Setenv("TEST_GATE_WORKERS", g) // this new master's workers wait at the gate
 	}
+	// With TEST_GATE_FROM_GEN=n, the workers of generation n and later
+	// wait at the FIFO TEST_GATE_FIFO: a slot stays empty until the test
+	// opens it.
+	if n := envInt("TEST_GATE_FROM_GEN", 0); n > 0 && prefork.IsWorker() && prefork.WorkerGeneration() >= n {
+		if f, err := os.Open(os.Getenv("TEST_GATE_FIFO")); err == nil {
+			f.Close()
+		}
+	}
 	if g := os.Getenv("TEST_GATE_WORKERS"); prefork.IsWorker() && g != "" {
 		f, err := os.Open(g) // a FIFO: blocks until the test opens it for writing
 		if err == nil {
@@ -210,6 +218,19 @@ func helperMain() int {
 		PIDFile:          os.Getenv("TEST_PIDFILE"),
 		DrainIdle:        time.Duration(envInt("TEST_DRAIN_IDLE_S", 0)) * time.Second,
 		Logger:           log,
+	}
+	opts.ReusePort = os.Getenv("TEST_REUSE_PORT") != ""
+	if f := os.Getenv("TEST_REUSE_PORT_FLIP_IF"); upgraded && f != "" {
+		if _, err := os.Stat(f); err == nil {
+			opts.ReusePort = !opts.ReusePort // the "new binary" switches
+		}
+	}
+	if f := os.Getenv("TEST_WORKERS_FILE"); f != "" && !prefork.IsWorker() {
+		// Read by each master as it starts: an upgrade's new master can
+		// have another count.
+		if b, err := os.ReadFile(f); err == nil {
+			opts.Workers, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
 	}
 	opts.RequestTimeout = time.Duration(envInt("TEST_REQUEST_TIMEOUT_MS", 0)) * time.Millisecond
 	opts.ShutdownDelay = time.Duration(envInt("TEST_SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
