@@ -265,10 +265,13 @@ func scaleCycles(t *testing.T, p *proc, at *int, load *strictLoad, n int) (reset
 }
 
 // The same with a new connection for every request, the load that keeps
-// the most in a socket's queue: what a scale-down loses is measured, not
-// assumed. Every failure is a connection the master saw in the closing
-// socket's queue, or one whose handshake completed as it closed; with
-// net.ipv4.tcp_migrate_req=1 none is lost.
+// the most in a socket's queue. What a scale-down can still lose is a
+// connection whose handshake completes between the master's last look at
+// the queue and the close: reset, never left hanging. Measured: none in
+// 20 scale-downs (70,013 requests, 8 clients, tcp_migrate_req=0); closing
+// at once instead, while the worker still accepts, lost 27 in 20. The
+// test allows one reset per scale-down, and none with
+// net.ipv4.tcp_migrate_req=1, which moves such connections.
 func TestE2EReusePortScaleDownUnderChurn(t *testing.T) {
 	p := startMaster(t, "TEST_REUSE_PORT=1", "TEST_WORKERS=2")
 	var at int
@@ -282,6 +285,18 @@ func TestE2EReusePortScaleDownUnderChurn(t *testing.T) {
 	failed := load.end()
 	t.Logf("%d scale-downs under churn: %d requests answered, %d failed %v; the master saw %d reset; %v",
 		cycles, load.count(), len(failed), failed[:min(5, len(failed))], reset, migrate)
+	allowed := cycles
+	if strings.Contains(fmt.Sprint(migrate), "tcp_migrate_req=1") {
+		allowed = 0
+	}
+	if len(failed) > allowed {
+		t.Errorf("%d requests failed in %d scale-downs, want at most %d", len(failed), cycles, allowed)
+	}
+	for _, f := range failed {
+		if !strings.Contains(f, "connection reset by peer") {
+			t.Errorf("a failure that is not a reset: %s", f)
+		}
+	}
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("master exit %d", code)
@@ -422,4 +437,11 @@ func TestE2EUpgradeCannotSwitchReusePort(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A stop with per-slot sockets resets nothing either: each socket closes
+// with its last worker's copy, in the stop's first phase, before any
+// client is told to reconnect (see TestE2EStopUnderLoadResetsNothing).
+func TestE2EReusePortStopUnderLoadResetsNothing(t *testing.T) {
+	stopUnderLoad(t, "TEST_WORKERS=2", "TEST_REUSE_PORT=1")
 }

@@ -88,8 +88,10 @@ func (l *stopLoad) lose(why string) {
 // master used to keep its copy of the socket open until every worker had
 // gone: reconnects queued for nobody and were reset at its exit, one per
 // client.)
-func TestE2EStopUnderLoadResetsNothing(t *testing.T) {
-	p := startMaster(t, "TEST_WORKERS=2")
+func TestE2EStopUnderLoadResetsNothing(t *testing.T) { stopUnderLoad(t, "TEST_WORKERS=2") }
+
+func stopUnderLoad(t *testing.T, env ...string) {
+	p := startMaster(t, env...)
 	var at int
 	addr := p.addr(&at)
 	fds := pidfds(t, p.ready(&at, 2))
