@@ -39,6 +39,7 @@
 //	-reload                    Options.ReloadOnChange
 //	-reload-extra-file path    Options.ReloadWatch; repeatable, needs -reload
 //	-single-process            Options.SingleProcess
+//	-reuse-port                Options.ReusePort: a socket per worker slot (Linux)
 //	-check-config              validate, print OK or the error, exit 0 or 2
 //
 // A duration is Go's ("1m30s", "500ms") or, as Gunicorn's are written, a

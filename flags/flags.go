@@ -513,6 +513,7 @@ func (s *Set) defineModes() {
 		fields: []string{"ReloadWatch"}})
 
 	s.boolean("single-process", "", "serve in this process, without a master or workers (under an orchestrator)", &o.SingleProcess, "SingleProcess")
+	s.boolean("reuse-port", "", "give each worker a listening socket of its own on every TCP address (SO_REUSEPORT; Linux)", &o.ReusePort, "ReusePort")
 
 	// -check-config has no variable: one left set would stop every start.
 	s.settings = append(s.settings, &setting{name: "check-config", isBool: true,

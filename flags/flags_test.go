@@ -52,11 +52,12 @@ type view struct {
 	ReloadOnChange   bool
 	ReloadWatch      []string
 	SingleProcess    bool
+	ReusePort        bool
 }
 
 func viewOf(o prefork.Options) view {
 	return view{o.Workers, o.Addr, o.Addrs, o.Recycle, o.HeartbeatTimeout, o.GracefulTimeout, o.ShutdownDelay,
-		o.PIDFile, o.LogFile, o.MetricsAddr, o.ReloadOnChange, o.ReloadWatch, o.SingleProcess}
+		o.PIDFile, o.LogFile, o.MetricsAddr, o.ReloadOnChange, o.ReloadWatch, o.SingleProcess, o.ReusePort}
 }
 
 // The program's defaults, which every case starts from.
@@ -113,6 +114,9 @@ func TestPrecedence(t *testing.T) {
 			with(func(v *view) { v.ReloadOnChange, v.ReloadWatch = true, []string{"a", "b"} })},
 		{"-reload=false over GRACEFORK_RELOAD", map[string]string{"GRACEFORK_RELOAD": "true"}, "-reload=false", def},
 		{"single process", map[string]string{"GRACEFORK_SINGLE_PROCESS": "true"}, "", with(func(v *view) { v.SingleProcess = true })},
+		{"reuse port from the environment", map[string]string{"GRACEFORK_REUSE_PORT": "1"}, "", with(func(v *view) { v.ReusePort = true })},
+		{"-reuse-port", nil, "-reuse-port", with(func(v *view) { v.ReusePort = true })},
+		{"-reuse-port=false over GRACEFORK_REUSE_PORT", map[string]string{"GRACEFORK_REUSE_PORT": "true"}, "-reuse-port=false", def},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -160,6 +164,7 @@ func TestBadValues(t *testing.T) {
 		{map[string]string{"GRACEFORK_RELOAD": "yes"}, "", `app: GRACEFORK_RELOAD="yes": want true or false (1 or 0)`},
 		{nil, "-reload=maybe", `invalid boolean value "maybe" for -reload: want true or false (1 or 0)`},
 		{map[string]string{"GRACEFORK_SINGLE_PROCESS": "2"}, "", `app: GRACEFORK_SINGLE_PROCESS="2": want true or false`},
+		{map[string]string{"GRACEFORK_REUSE_PORT": "yes"}, "", `app: GRACEFORK_REUSE_PORT="yes": want true or false (1 or 0)`},
 		{nil, "-log-level loud", `invalid value "loud" for flag -log-level: want debug, info, warning, error or critical`},
 		{map[string]string{"GRACEFORK_LOG_LEVEL": "trace"}, "", `app: GRACEFORK_LOG_LEVEL="trace": want debug, info`},
 		{nil, "-access-log-format xml", `invalid value "xml" for flag -access-log-format: want combined, json or text`},
@@ -205,6 +210,7 @@ func TestUsageError(t *testing.T) {
 		{nil, "-b 127.0.0.1:8080 -metrics-bind :8080", `-metrics-bind :8080: repeats the first -bind (a bare port means 127.0.0.1)`},
 		{nil, "-max-requests 0 -max-requests-jitter 5", "-max-requests-jitter 5: needs -max-requests: it spreads that limit"},
 		{nil, "-max-age-jitter 5m", "-max-age-jitter 5m: needs -max-age"},
+		{nil, "-reuse-port -b unix:/tmp/x.sock", "-reuse-port=true: "}, // no TCP address (Linux), or unsupported
 		{nil, "", ""},
 	}
 	for _, c := range cases {

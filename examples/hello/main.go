@@ -15,6 +15,10 @@
 //	PORT=8000 WEB_CONCURRENCY=4 go run ./examples/hello --access-logfile - --log-level warning
 //	go run ./examples/hello -b 127.0.0.1:8080 -b unix:/tmp/hello.sock --check-config
 //
+// On Linux, -reuse-port (GRACEFORK_REUSE_PORT=1) gives each worker a
+// listening socket of its own instead of one they all share; the answers
+// show the kernel spreading new connections over them.
+//
 // Send the master SIGTERM for a graceful shutdown, or press Ctrl-C; SIGHUP
 // reloads the workers, SIGUSR2 upgrades to the binary on disk, SIGTTIN and
 // SIGTTOU add and remove a worker.
