@@ -31,10 +31,12 @@ const (
 	TUvicorn              = "uvicorn"
 	// gracefork's multi-process mode with a 2 s shutdown delay.
 	TGraceforkDelay = "gracefork-delay"
+	// gracefork with a listening socket per worker (-reuse-port, Linux).
+	TGraceforkReusePort = "gracefork-reuseport"
 )
 
 // TargetNames lists the known targets.
-var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn, TGraceforkDelay}
+var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn, TGraceforkDelay, TGraceforkReusePort}
 
 // SingleShutdownDelay is gracefork-single-delay's and gracefork-delay's
 // -shutdown-delay.
@@ -94,17 +96,10 @@ func LookupTarget(name string) (*Target, error) {
 		return &Target{Name: name, Prefork: true, build: buildGracefork, readyz: "/readyz",
 			recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements}, nil
 	case TGraceforkDelay:
-		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: func(ctx context.Context, env BuildEnv) (*launcher, error) {
-			l, err := buildGracefork(ctx, env)
-			if err != nil {
-				return nil, err
-			}
-			multi := l.command
-			l.command = func(addr string, workers int, extra []string) *exec.Cmd {
-				return multi(addr, workers, append([]string{"-shutdown-delay", SingleShutdownDelay.String()}, extra...))
-			}
-			return l, nil
-		}}, nil
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: graceforkWith("-shutdown-delay", SingleShutdownDelay.String())}, nil
+	case TGraceforkReusePort:
+		return &Target{Name: name, Prefork: true, build: graceforkWith("-reuse-port"), readyz: "/readyz",
+			recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements}, nil
 	case TNetHTTP:
 		why := "not supported by nethttp (single process, no workers, no signal handling)"
 		return &Target{Name: name, build: buildNetHTTP, unsupported: map[Action]string{
@@ -171,6 +166,21 @@ func buildGracefork(ctx context.Context, env BuildEnv) (*launcher, error) {
 		args := []string{"-addr", addr, "-workers", strconv.Itoa(workers), "-graceful-timeout", "10s", "-pidfile", pidFile(addr)}
 		return exec.Command(bin, append(args, extra...)...)
 	}}, nil
+}
+
+// graceforkWith builds the gracefork target with more flags.
+func graceforkWith(flags ...string) func(ctx context.Context, env BuildEnv) (*launcher, error) {
+	return func(ctx context.Context, env BuildEnv) (*launcher, error) {
+		l, err := buildGracefork(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		multi := l.command
+		l.command = func(addr string, workers int, extra []string) *exec.Cmd {
+			return multi(addr, workers, append(append([]string(nil), flags...), extra...))
+		}
+		return l, nil
+	}
 }
 
 // buildGraceforkSingle builds examples/hello and runs it in single-process
