@@ -152,6 +152,36 @@
 // "Connection: close", a whole answer: they reconnect, to another worker.
 // With one worker nothing changes.
 //
+// # Per-slot sockets
+//
+// With Options.ReusePort (Linux), each worker slot has a listening socket
+// of its own for every TCP address, bound with SO_REUSEPORT to the same
+// port, and Linux hands each new connection to one of them by a hash of
+// the client's address and port; unix sockets, fd://N addresses and
+// sockets systemd passed stay shared. The master holds every slot's
+// socket for its life: a reload, a recycle or a crash restart gives the
+// slot's next worker the same socket, and the connections queued in it
+// are served, not lost. A worker does not hold back from accepting on its
+// own socket (no other worker would serve its queue); it still sends
+// kept-alive clients beyond its share to reconnect, and their new
+// connections land on a slot chosen by the hash. Scaling up binds the new
+// slot's socket, or reopens the one it had; scaling down closes the
+// removed slot's socket the moment its queue is empty, while its worker
+// still accepts, and only then drains the worker. A connection whose
+// handshake completes in that instant is reset, unless
+// net.ipv4.tcp_migrate_req=1 moves it to another slot's socket; the
+// master logs the setting. A binary upgrade hands every slot's socket to
+// the new master, which binds the sockets of slots it has in excess and
+// closes, the same way, those of slots it lacks before it takes over. An
+// upgrade cannot switch the option on or off: restart the service.
+//
+// The cost: a slot whose worker is gone keeps receiving its share of new
+// connections, which wait until the next worker serves them — at once
+// after a crash of a worker that served, up to the backoff after a young
+// crash. A slot that fails to boot MaxBootFailures times closes its
+// socket until it boots again. With the shared socket, the other workers
+// take those connections at once, which is why it stays the default.
+//
 // # Single-process mode
 //
 // Where an orchestrator (Kubernetes, Nomad, ECS) supervises, one process per

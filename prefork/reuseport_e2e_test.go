@@ -445,3 +445,33 @@ func TestE2EUpgradeCannotSwitchReusePort(t *testing.T) {
 func TestE2EReusePortStopUnderLoadResetsNothing(t *testing.T) {
 	stopUnderLoad(t, "TEST_WORKERS=2", "TEST_REUSE_PORT=1")
 }
+
+// While two masters share the slot sockets, neither changes the worker
+// count: TTIN in the old master during an upgrade is refused, and the
+// upgrade then completes.
+func TestE2EReusePortScaleRefusedDuringUpgrade(t *testing.T) {
+	gate := t.TempDir() + "/gate"
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startMaster(t, "TEST_REUSE_PORT=1", "TEST_WORKERS=1", "TEST_BOOT_GATE="+gate)
+	var at int
+	p.addr(&at)
+	master := pidOf(p.waitLog(&at, "serving", nil))
+	p.signal(syscall.SIGUSR2)
+	p.waitLog(&at, "upgrade started", nil)
+	p.signal(syscall.SIGTTIN)
+	rec := p.waitLog(&at, "action refused", map[string]any{"action": "add-worker"})
+	if why := rec["why"].(string); !strings.Contains(why, "during an upgrade") {
+		t.Fatalf("refusal %q", why)
+	}
+	f, err := os.OpenFile(gate, os.O_WRONLY, 0) // the new master's worker goes on
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	next := p.upgraded(&at, master)
+	fds := pidfds(t, map[int]int{0: next})
+	syscall.Kill(next, syscall.SIGTERM)
+	waitGone(t, fds)
+}

@@ -255,7 +255,8 @@ func (s *Server) Upgrade(ctx context.Context) error {
 // them. 0 stops every worker but keeps the master and its sockets, as
 // StopWorkers does; a Reload or a Scale brings them back. It returns an
 // *OptionError for an n out of range, ErrServerClosed if the master has
-// stopped.
+// stopped, and, with Options.ReusePort, an error while an upgrade is in
+// progress (two masters then share the slot sockets).
 func (s *Server) Scale(n int) error {
 	if s.m == nil {
 		return s.notMaster()
