@@ -71,7 +71,7 @@ type slotSockets struct {
 // slotKey names slot k's socket for a in tableflip.
 func slotKey(a sockets.Addr, k int) string { return a.Address + "#slot-" + strconv.Itoa(k) }
 
-// perSlot reports whether the address a, at index i, gets a socket per
+// perSlotAddr reports whether the address a gets a socket per
 // slot: ReusePort, a TCP address, and not a socket systemd passed.
 func (m *master) perSlotAddr(a sockets.Addr, acts []sockets.Activated) bool {
 	if !m.cfg.ReusePort || a.Network != "tcp" {
@@ -113,18 +113,19 @@ func (m *master) bindSlots(i int, a sockets.Addr) (net.Listener, string, error) 
 			ln.Close()
 			return nil, "", err
 		}
+		s := &slotSocket{ln: ln, f: f}
+		m.slotSet(k).socks[i] = s // closed with the others if New fails
 		on, err := sockets.Listening(f)
 		if err != nil {
 			return nil, "", err
 		}
-		s := &slotSocket{ln: ln, f: f, paused: !on}
+		s.paused = !on
 		if s.paused && k < m.cfg.Workers {
 			if err := sockets.Resume(f); err != nil {
 				return nil, "", fmt.Errorf("slot %d's socket: listen again: %w", k, err)
 			}
 			s.paused, how = false, how+", listening again"
 		}
-		m.slotSet(k).socks[i] = s
 		if k == 0 {
 			first, from = ln, how
 			m.lns = append(m.lns, ln)
