@@ -3,7 +3,8 @@
 # load, and its throughput next to one net/http process in the same round.
 #   scripts/balance.sh OUT [extra chaos flags…]
 # For each worker count (2, 4) and connection count (4, 16, 64, 256) it
-# runs gracefork and nethttp side by side, ROUNDS times (default 3), 3 s
+# runs gracefork, gracefork-allcores (every worker GOMAXPROCS=all cores)
+# and nethttp side by side (TARGETS overrides), ROUNDS times (default 3), 3 s
 # each (1 s warm-up), and writes OUT/w<W>-c<C>.json; summarize with
 # scripts/balance.py OUT.
 set -euo pipefail
@@ -14,7 +15,7 @@ mkdir -p "$out"
 go build -o "$out/chaos" ./cmd/chaos
 for w in 2 4; do
 	for c in 4 16 64 256; do
-		"$out/chaos" -target gracefork,nethttp -workers "$w" -conns "$c" -duration 3s \
+		"$out/chaos" -target ${TARGETS:-gracefork,gracefork-allcores,nethttp} -workers "$w" -conns "$c" -duration 3s \
 			-rounds "$rounds" -json "$out/w$w-c$c.json" "$@" > "$out/w$w-c$c.txt" 2>&1
 	done
 done

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,10 +32,13 @@ const (
 	TUvicorn              = "uvicorn"
 	// gracefork's multi-process mode with a 2 s shutdown delay.
 	TGraceforkDelay = "gracefork-delay"
+	// gracefork whose workers each have every core (GOMAXPROCS set in
+	// their environment), not GOMAXPROCS/workers: the split's baseline.
+	TGraceforkAllCores = "gracefork-allcores"
 )
 
 // TargetNames lists the known targets.
-var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn, TGraceforkDelay}
+var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn, TGraceforkDelay, TGraceforkAllCores}
 
 // SingleShutdownDelay is gracefork-single-delay's and gracefork-delay's
 // -shutdown-delay.
@@ -102,6 +106,20 @@ func LookupTarget(name string) (*Target, error) {
 			multi := l.command
 			l.command = func(addr string, workers int, extra []string) *exec.Cmd {
 				return multi(addr, workers, append([]string{"-shutdown-delay", SingleShutdownDelay.String()}, extra...))
+			}
+			return l, nil
+		}}, nil
+	case TGraceforkAllCores:
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: func(ctx context.Context, env BuildEnv) (*launcher, error) {
+			l, err := buildGracefork(ctx, env)
+			if err != nil {
+				return nil, err
+			}
+			multi := l.command
+			l.command = func(addr string, workers int, extra []string) *exec.Cmd {
+				cmd := multi(addr, workers, extra)
+				cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(runtime.NumCPU()))
+				return cmd
 			}
 			return l, nil
 		}}, nil
