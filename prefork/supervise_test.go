@@ -369,6 +369,27 @@ func TestHeartbeatIsAccepted(t *testing.T) {
 	}
 }
 
+// Each heartbeat is answered with the pool's totals, counted over the
+// serving workers from their latest heartbeats, with the fewest
+// connections one holds: what a worker needs to keep to its share.
+func TestHeartbeatAnsweredWithPool(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 3})
+	ws := []*preforktest.Worker{r.boot(), r.boot(), r.boot()}
+	for i, active := range []uint32{5, 2, 9} {
+		if err := ws[i].Heartbeat(100, active); err != nil {
+			t.Fatal(err)
+		}
+		ws[i].WaitPool(t) // handled, in this order
+	}
+	if err := ws[0].Heartbeat(200, 6); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ws[0].WaitPool(t), (preforktest.Pool{Conns: 17, Workers: 3, Fewest: 2}); got != want {
+		t.Errorf("pool %+v, want %+v", got, want)
+	}
+	r.finish(true)
+}
+
 // barrier returns once the master has handled every action asked before
 // it: actions are handled in order, and ReopenLogs changes nothing here.
 func (r *rig) barrier() {

@@ -470,7 +470,7 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 	case control.TypeGather:
 		w.gath.ask(msg.Seq) // answered from another goroutine: never blocks
 	case control.TypePool:
-		w.core.SetPool(int(msg.Active), int(msg.Workers))
+		w.core.SetPool(int(msg.Active), int(msg.Workers), int(msg.Fewest))
 	case control.TypeReadiness:
 		// The pool's readiness: ReadyHandler on the program's mux
 		// answers for the whole pool, whichever worker takes the probe.
@@ -481,7 +481,7 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 			setStopping("the master is stopping")
 			// No more balancing: a client sent away now could reconnect
 			// into a socket that is about to close, and be reset.
-			w.core.SetPool(0, 0)
+			w.core.SetPool(0, 0, 0)
 		default:
 			setPoolReady(false, "fewer workers ready than the pool should have")
 		}

@@ -79,8 +79,9 @@ const (
 	// a readiness handler in the workers answers for the pool.
 	TypeReadiness Type = 11
 	// Pool: the pool's totals (Active connections, InFlight handlers,
-	// Workers serving), so that a worker can tell whether it holds more
-	// than its fair share; sent with each round of heartbeats.
+	// Workers serving) and the Fewest connections a serving worker holds,
+	// so that a worker can tell whether it holds more than its fair share;
+	// sent with each round of heartbeats.
 	TypePool Type = 12
 )
 
@@ -169,8 +170,9 @@ type Message struct {
 	// Readiness: whether the pool is ready.
 	Ready bool
 	// Pool: how many workers serve (with Active and InFlight, the
-	// pool's totals).
+	// pool's totals), and the fewest connections one of them holds.
 	Workers uint32
+	Fewest  uint32
 }
 
 // payloadLen is the exact payload size of each type as Append writes it
@@ -191,7 +193,7 @@ func payloadLen(t Type) (int, bool) {
 	case TypeReadiness:
 		return 2, true
 	case TypePool:
-		return 12, true
+		return poolLen, true
 	}
 	return 0, false
 }
@@ -203,6 +205,15 @@ func payloadLen(t Type) (int, bool) {
 const (
 	heartbeatLen   = 24
 	heartbeatLenV1 = 12
+)
+
+// A Pool message is 16 bytes: Active, InFlight, Workers, Fewest. Its first
+// form, 12 bytes (no Fewest), is still read, with Fewest set to Active: a
+// worker of this build, started by an older master's reload, then never
+// holds back for a worker with fewer connections, as before.
+const (
+	poolLen   = 16
+	poolLenV1 = 12
 )
 
 // Append encodes m as a frame appended to b.
@@ -244,6 +255,7 @@ func Append(b []byte, m Message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint32(b, m.Active)
 		b = binary.BigEndian.AppendUint32(b, m.InFlight)
 		b = binary.BigEndian.AppendUint32(b, m.Workers)
+		b = binary.BigEndian.AppendUint32(b, m.Fewest)
 	}
 	return b, nil
 }
@@ -310,7 +322,7 @@ func parseHeader(h [headerLen]byte) (Type, uint32, error) {
 	if !ok {
 		return t, n, fmt.Errorf("%w: %d", ErrType, h[3])
 	}
-	if int(n) != want && !(t == TypeHeartbeat && n == heartbeatLenV1) && !(t == TypeMetrics && int(n) > want) {
+	if int(n) != want && !(t == TypeHeartbeat && n == heartbeatLenV1) && !(t == TypePool && n == poolLenV1) && !(t == TypeMetrics && int(n) > want) {
 		return 0, 0, fmt.Errorf("%w: %s with %d bytes (want %d)", ErrPayload, t, n, want)
 	}
 	return t, n, nil
@@ -352,6 +364,10 @@ func decodePayload(t Type, p []byte) (Message, error) {
 		m.Active = binary.BigEndian.Uint32(p)
 		m.InFlight = binary.BigEndian.Uint32(p[4:])
 		m.Workers = binary.BigEndian.Uint32(p[8:])
+		m.Fewest = m.Active
+		if len(p) == poolLen {
+			m.Fewest = binary.BigEndian.Uint32(p[12:])
+		}
 	}
 	return m, nil
 }

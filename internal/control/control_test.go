@@ -25,7 +25,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeListenersClosed},
 		{Type: TypeReadiness, Ready: true},
 		{Type: TypeReadiness, Reason: NotReadyStopping},
-		{Type: TypePool, Active: 300, InFlight: 12, Workers: 4},
+		{Type: TypePool, Active: 300, InFlight: 12, Workers: 4, Fewest: 70},
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
@@ -123,7 +123,7 @@ func FuzzRead(f *testing.F) {
 		{Type: TypeGather, Seq: 3},
 		{Type: TypeMetrics, Seq: 3, Final: true, Payload: "\x01\x05abcde"},
 		{Type: TypeCloseListeners}, {Type: TypeListenersClosed},
-		{Type: TypeReadiness, Ready: true}, {Type: TypePool, Active: 9, InFlight: 2, Workers: 2},
+		{Type: TypeReadiness, Ready: true}, {Type: TypePool, Active: 9, InFlight: 2, Workers: 2, Fewest: 4},
 	} {
 		b, _ := Append(nil, m)
 		f.Add(b)
@@ -131,6 +131,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte("GF\x01\x02\xff\xff\xff\xff"))
 	f.Add([]byte("GF\x01\xc8\x00\x00\x00\x03abcGF\x01\x04\x00\x00\x00\x00"))                    // unknown type, then quit
 	f.Add([]byte("GF\x01\x02\x00\x00\x00\x0c\x00\x00\x00\x00\x00\x00\x00\x2a\x00\x00\x00\x02")) // a heartbeat's first form
+	f.Add([]byte("GF\x01\x0c\x00\x00\x00\x0c\x00\x00\x00\x09\x00\x00\x00\x02\x00\x00\x00\x02")) // a pool message's first form
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -156,6 +157,13 @@ func FuzzRead(f *testing.F) {
 			// The first form: its fields re-encode in the current one.
 			if m.InFlight != 0 || m.RSS != 0 || !bytes.Equal(again[8:20], in[8:20]) {
 				t.Fatalf("first-form heartbeat %x decoded as %+v", in[:used], m)
+			}
+			return
+		}
+		if m.Type == TypePool && used == headerLen+poolLenV1 {
+			// The first form: Fewest is Active, the rest re-encodes.
+			if m.Fewest != m.Active || !bytes.Equal(again[8:20], in[8:20]) {
+				t.Fatalf("first-form pool message %x decoded as %+v", in[:used], m)
 			}
 			return
 		}

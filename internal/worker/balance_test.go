@@ -27,6 +27,36 @@ func TestShareLimit(t *testing.T) {
 	}
 }
 
+// A worker holds back from Accept when it holds more than its share, or
+// its fair share while another holds fewer; not otherwise.
+func TestOverShare(t *testing.T) {
+	for _, tc := range []struct {
+		mine, conns, workers, fewest int
+		want                         bool
+	}{
+		{1, 4, 4, 0, true},     // 4 connections over 4 workers: one has none
+		{1, 4, 4, 1, false},    // one each
+		{0, 4, 4, 0, false},    // the one with none takes the next
+		{2, 4, 4, 1, true},     // over the limit (1)
+		{8, 32, 4, 8, false},   // even
+		{8, 32, 4, 7, true},    // at its share, another below
+		{7, 32, 4, 6, false},   // below its share: takes connections
+		{10, 16, 1, 16, false}, // alone
+	} {
+		w := &Worker{}
+		w.conns.conns = map[*trackedConn]struct{}{}
+		for range tc.mine {
+			w.conns.conns[&trackedConn{}] = struct{}{}
+		}
+		w.pool.conns.Store(int64(tc.conns))
+		w.pool.workers.Store(int64(tc.workers))
+		w.pool.fewest.Store(int64(tc.fewest))
+		if got := w.overShare(); got != tc.want {
+			t.Errorf("%+v: overShare %v, want %v", tc, got, tc.want)
+		}
+	}
+}
+
 // A worker holding more than its share sends exactly the excess of its
 // kept-alive clients away, each with a whole answer and "Connection:
 // close"; the others keep their connection.
@@ -38,7 +68,7 @@ func TestShedsTheConnectionsOverItsShare(t *testing.T) {
 		conns[i].send(t, "/")
 		conns[i].answer(t)
 	}
-	w.SetPool(18, 2) // fair 9, limit 9: 3 over
+	w.SetPool(18, 2, 6) // fair 9, limit 9: 3 over
 	closed := 0
 	for _, c := range conns {
 		c.send(t, "/")
@@ -52,7 +82,7 @@ func TestShedsTheConnectionsOverItsShare(t *testing.T) {
 		t.Fatalf("%d clients told to reconnect, want 3", closed)
 	}
 	// Alone (a scale-down to one worker), nothing is sent away.
-	w.SetPool(16, 1)
+	w.SetPool(16, 1, 16)
 	for _, c := range conns[5:] {
 		c.send(t, "/")
 		if resp := c.answer(t); resp.Close {
@@ -70,7 +100,7 @@ func TestHoldBackIsBounded(t *testing.T) {
 		c.send(t, "/")
 		c.answer(t)
 	}
-	w.SetPool(2, 2) // far over its share
+	w.SetPool(2, 2, 0) // far over its share
 	if !w.overShare() {
 		t.Fatal("not over its share")
 	}
@@ -94,7 +124,7 @@ func TestNoSheddingOnceListenersClosed(t *testing.T) {
 		conns[i].send(t, "/")
 		conns[i].answer(t)
 	}
-	w.SetPool(6, 2) // 3 over its share
+	w.SetPool(6, 2, 0) // 3 over its share
 	w.CloseListeners()
 	for _, c := range conns {
 		c.send(t, "/")
