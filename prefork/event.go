@@ -30,7 +30,7 @@ const (
 	EventListening            EventKind = iota + 1 // a socket is bound: "bound", "inherited" (upgrade) or "activated" (systemd) [Addr, From]
 	EventSpawned                                   // a worker started [Slot, Generation, Pid]
 	EventReady                                     // a worker serves; Delay is its boot time [Slot, Generation, Pid, Delay]
-	EventExited                                    // a worker ended; Expected: the master asked it to [Slot, Generation, Pid, Exit, Expected]
+	EventExited                                    // a worker ended; Expected: the master asked it to; Exit.Failure: the error it reported, if any [Slot, Generation, Pid, Exit, Expected]
 	EventRestartScheduled                          // a slot restarts after Delay [Slot, Delay]
 	EventBootTimeout                               // a worker was not ready within BootTimeout [Slot, Generation, Pid, Delay]
 	EventGivingUp                                  // too many failed boots: Run returns Err [Slot, Err]
@@ -134,7 +134,7 @@ var kinds = [...]kindSpec{
 	EventListening:            {name: "listening", master: true, fields: []field{f("Addr", "addr"), f("From", "from")}},
 	EventSpawned:              {name: "spawned", fields: who},
 	EventReady:                {name: "ready", fields: with(who, f("Delay", "boot"))},
-	EventExited:               {name: "exited", worse: warn, fields: with(who, f("Exit", "status"), f("Expected", "expected"), opt("Exit.Stderr", "stderr"))},
+	EventExited:               {name: "exited", worse: warn, fields: with(who, f("Exit", "status"), f("Expected", "expected"), opt("Exit.Failure", "failure"), opt("Exit.Stderr", "stderr"))},
 	EventRestartScheduled:     {name: "restart scheduled", fields: []field{slotF, f("Delay", "in")}},
 	EventBootTimeout:          {name: "boot timeout", level: warn, fields: with(who, f("Delay", "after"))},
 	EventGivingUp:             {name: "giving up", level: errL, fields: []field{slotF, errF}},
@@ -276,6 +276,8 @@ func (e Event) value(name string) (slog.Value, bool) {
 		return slog.BoolValue(e.Expected), true
 	case "Exit":
 		return slog.StringValue(e.Exit.String()), true
+	case "Exit.Failure":
+		return slog.StringValue(e.Exit.Failure), e.Exit.Failure != ""
 	case "Exit.Stderr":
 		return slog.StringValue(strings.Join(e.Exit.Stderr, "\n")), !e.Expected && len(e.Exit.Stderr) > 0
 	case "Action":

@@ -136,6 +136,10 @@ type worker struct {
 	ctlDone  bool                // its control reader has ended
 	final    []*dto.MetricFamily // the final snapshot it sent, if any
 	told     telling             // what it was last told of the pool's readiness
+	failure  string              // why it said it exits (control.TypeFailed), for its Exit
+	// ctlEnded is closed when its control reader has ended and posted
+	// everything it read: its exit is handled after that (see spawn).
+	ctlEnded chan struct{}
 }
 
 // Loop events.

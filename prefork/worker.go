@@ -275,6 +275,9 @@ func (w *workerRole) run(ctx context.Context) error {
 	if w.single != nil {
 		w.endSingle()
 	} else {
+		if err != nil {
+			w.sendFailure(err)
+		}
 		w.send(w.beat()) // the last counters, before exiting
 		w.ctl.Close()
 	}
@@ -500,6 +503,17 @@ func (w *workerRole) retireRunaway(d time.Duration) {
 	}
 	w.log.Warn("worker asks to be recycled", "reason", "runaway request", "duration", d)
 	w.send(control.Message{Type: control.TypeRetire, Reason: control.RetireRunaway, Value: uint64(d)})
+}
+
+// sendFailure tells the master why this worker is about to exit: its
+// exit then quotes the error (Exit.Failure), and so does the *BootError
+// of a failed boot, whatever the program does with Run's error.
+func (w *workerRole) sendFailure(err error) {
+	text := strings.TrimPrefix(err.Error(), "prefork: ")
+	if len(text) > control.MaxFailure {
+		text = strings.ToValidUTF8(text[:control.MaxFailure-3], "") + "..."
+	}
+	w.send(control.Message{Type: control.TypeFailed, Payload: text})
 }
 
 func (w *workerRole) heartbeat() {
