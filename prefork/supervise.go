@@ -44,6 +44,7 @@ func (m *master) spawn(s *slot, next bool) {
 	}
 	m.gen++
 	w := &worker{s: s, slot: s.id, gen: m.gen, spawnedAt: m.clock.Now(), ctlEnded: make(chan struct{})}
+	m.hookBeforeSpawn(w) // queued: the spawn does not wait for it
 	proc, ctl, err := m.start(w, next)
 	if err != nil {
 		m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Generation: w.gen, Err: err})
@@ -66,6 +67,7 @@ func (m *master) spawn(s *slot, next bool) {
 	m.wg.Go(func() { m.awaitExit(w) })
 	m.wg.Go(func() { m.readControl(w) })
 	m.emit(Event{Kind: EventSpawned, Slot: s.id, Generation: w.gen, Pid: proc.Pid()})
+	m.hookAfterSpawn(w)
 }
 
 // start makes the worker's control channel and asks the spawner for it;
@@ -273,6 +275,7 @@ func (m *master) onExit(w *worker, exit Exit) {
 		w.killTimer.Stop()
 	}
 	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: w.expected})
+	m.hookWorkerExit(w, exit)
 	s := w.s
 	switch {
 	case s.next == w:
