@@ -103,8 +103,8 @@ type Hooks struct {
 	// and every handler has returned (hijacked connections' included) or
 	// GracefulTimeout has cut the drain short, and the server's
 	// RegisterOnShutdown functions have been started; or after a quick
-	// stop (SIGINT, SIGQUIT, Close), once every connection has been
-	// closed. It is where to close the database and flush buffers. It runs
+	// stop (SIGINT, SIGQUIT, Close), once the server has closed its
+	// connections (hijacked ones are their handlers' to close). It is where to close the database and flush buffers. It runs
 	// once in every process whose WorkerInit succeeded (or that has none),
 	// whatever stopped it, but never in a process that was killed.
 	//
