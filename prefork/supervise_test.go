@@ -445,3 +445,33 @@ func TestHugeGracefulTimeoutDoesNotKill(t *testing.T) {
 		t.Fatal("the draining worker was killed")
 	}
 }
+
+// A worker that says why it fails before it exits (a failed WorkerInit)
+// has its exit quote it, and so does the boot error Run returns: what it
+// said is read before its exit is judged, however quickly it exits.
+func TestBootFailureQuotesWhatTheWorkerSaid(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1, MaxBootFailures: 2})
+	for i := range 2 {
+		w := r.next()
+		if err := w.Fail("WorkerInit: dial tcp 10.0.0.5:5432: connection refused"); err != nil {
+			t.Fatal(err)
+		}
+		w.Exit(1, "some log line")
+		e := r.ev.Wait(t, prefork.EventExited, func(e prefork.Event) bool { return e.Generation == w.Generation })
+		if e.Exit.Failure != "WorkerInit: dial tcp 10.0.0.5:5432: connection refused" {
+			t.Fatalf("exit %d: Failure %q", i, e.Exit.Failure)
+		}
+		if i == 0 {
+			r.waitRestart()
+		}
+	}
+	var be *prefork.BootError
+	err := r.result()
+	if !errors.As(err, &be) || be.Exit.Failure == "" {
+		t.Fatalf("Run = %v, want a BootError with the worker's failure", err)
+	}
+	want := "prefork: worker slot 0 failed to boot 2 times in a row; last attempt: exit status 1: WorkerInit: dial tcp 10.0.0.5:5432: connection refused; its last stderr lines:\n\tsome log line"
+	if err.Error() != want {
+		t.Fatalf("Run = %q, want %q", err, want)
+	}
+}

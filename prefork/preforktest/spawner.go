@@ -152,6 +152,13 @@ func (w *Worker) RetireRunaway(d time.Duration) error {
 	return w.send(control.Message{Type: control.TypeRetire, Reason: control.RetireRunaway, Value: uint64(d)})
 }
 
+// Fail tells the master why the worker is about to exit, as a worker
+// whose WorkerInit hook failed does before Exit: the exit's
+// prefork.Exit.Failure, and a boot failure's error, quote reason.
+func (w *Worker) Fail(reason string) error {
+	return w.send(control.Message{Type: control.TypeFailed, Payload: reason})
+}
+
 // SendRaw writes bytes as they are to the control channel, to test how the
 // master treats a worker that breaks the protocol.
 func (w *Worker) SendRaw(b []byte) error {
