@@ -197,16 +197,7 @@ func newMaster(cfg *config) (*master, error) {
 		}
 	}
 	if m.spawner == nil {
-		es := &ExecSpawner{Path: invokedAs(), self: true, binaryGone: func(binary, running string) {
-			m.emit(Event{Kind: EventBinaryGone, Path: binary, Detail: running}) // Spawn runs in the loop
-		}}
-		if m.logFile != nil {
-			es.Stdout, es.Stderr = m.logFile, m.logFile
-		}
-		if !cfg.defaultLogger {
-			es.Logger = cfg.Logger // the workers' stray lines and crash dumps as records
-		}
-		m.spawner = es
+		m.spawner = m.execSpawner()
 	}
 	for i := range cfg.Workers {
 		m.slots = append(m.slots, &slot{id: i})
@@ -221,6 +212,22 @@ func newMaster(cfg *config) (*master, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// execSpawner is the spawner of a master given none: this program again,
+// its output to LogFile when one is set, its stray stderr lines as
+// records when the program set a Logger.
+func (m *master) execSpawner() *ExecSpawner {
+	es := &ExecSpawner{Path: invokedAs(), self: true, binaryGone: func(binary, running string) {
+		m.emit(Event{Kind: EventBinaryGone, Path: binary, Detail: running}) // Spawn runs in the loop
+	}}
+	if m.logFile != nil {
+		es.Stdout, es.Stderr = m.logFile, m.logFile
+	}
+	if !m.cfg.defaultLogger {
+		es.Logger = m.cfg.Logger
+	}
+	return es
 }
 
 // init connects the master to systemd and tableflip and takes its sockets.
