@@ -98,31 +98,13 @@ func LookupTarget(name string) (*Target, error) {
 		return &Target{Name: name, Prefork: true, build: buildGracefork, readyz: "/readyz",
 			recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements}, nil
 	case TGraceforkDelay:
-		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: func(ctx context.Context, env BuildEnv) (*launcher, error) {
-			l, err := buildGracefork(ctx, env)
-			if err != nil {
-				return nil, err
-			}
-			multi := l.command
-			l.command = func(addr string, workers int, extra []string) *exec.Cmd {
-				return multi(addr, workers, append([]string{"-shutdown-delay", SingleShutdownDelay.String()}, extra...))
-			}
-			return l, nil
-		}}, nil
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: graceforkVariant(func(cmd *exec.Cmd) {
+			cmd.Args = append(cmd.Args, "-shutdown-delay", SingleShutdownDelay.String())
+		})}, nil
 	case TGraceforkAllCores:
-		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: func(ctx context.Context, env BuildEnv) (*launcher, error) {
-			l, err := buildGracefork(ctx, env)
-			if err != nil {
-				return nil, err
-			}
-			multi := l.command
-			l.command = func(addr string, workers int, extra []string) *exec.Cmd {
-				cmd := multi(addr, workers, extra)
-				cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(runtime.NumCPU()))
-				return cmd
-			}
-			return l, nil
-		}}, nil
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: graceforkVariant(func(cmd *exec.Cmd) {
+			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(runtime.NumCPU()))
+		})}, nil
 	case TNetHTTP:
 		why := "not supported by nethttp (single process, no workers, no signal handling)"
 		return &Target{Name: name, build: buildNetHTTP, unsupported: map[Action]string{
@@ -189,6 +171,23 @@ func buildGracefork(ctx context.Context, env BuildEnv) (*launcher, error) {
 		args := []string{"-addr", addr, "-workers", strconv.Itoa(workers), "-graceful-timeout", "10s", "-pidfile", pidFile(addr)}
 		return exec.Command(bin, append(args, extra...)...)
 	}}, nil
+}
+
+// graceforkVariant builds examples/hello, whose commands adjust changes.
+func graceforkVariant(adjust func(*exec.Cmd)) func(context.Context, BuildEnv) (*launcher, error) {
+	return func(ctx context.Context, env BuildEnv) (*launcher, error) {
+		l, err := buildGracefork(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		multi := l.command
+		l.command = func(addr string, workers int, extra []string) *exec.Cmd {
+			cmd := multi(addr, workers, extra)
+			adjust(cmd)
+			return cmd
+		}
+		return l, nil
+	}
 }
 
 // buildGraceforkSingle builds examples/hello and runs it in single-process
