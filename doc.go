@@ -165,8 +165,9 @@
 // connection to the worker that has just accepted; with keep-alive it then
 // stays there. The master answers each worker's heartbeat with the pool's
 // totals, and a worker holding more than its share of the connections (the
-// fair part plus a tenth) holds back from accepting, for at most 50 ms at a
-// time, and answers the kept-alive clients beyond its share once each with
+// fair part plus a tenth), or its fair share while another worker holds
+// fewer, holds back from accepting, for at most 50 ms at a time; it
+// answers the kept-alive clients beyond its share once each with
 // "Connection: close", a whole answer: they reconnect, to another worker.
 // With one worker nothing changes.
 //
