@@ -23,7 +23,7 @@ import (
 //     holds back, the connection lands on another. A client is never cut:
 //     it is told, with a whole answer, as a drain tells it.
 const (
-	holdbackStep = 2 * time.Millisecond
+	holdbackStep = 5 * time.Millisecond
 	holdbackMax  = 50 * time.Millisecond
 )
 
@@ -44,6 +44,11 @@ func (w *Worker) SetPool(conns, workers, fewest int) {
 	w.pool.workers.Store(int64(workers))
 	w.pool.fewest.Store(int64(fewest))
 	w.pool.shed.Store(int64(max(w.Conns()-w.shareLimit(), 0)))
+	if w.overShare() {
+		for _, l := range w.accepts {
+			l.kick() // an Accept that waits would take the next connection
+		}
+	}
 }
 
 // shareLimit is the most connections this worker should hold: its fair
@@ -78,12 +83,18 @@ func (w *Worker) overShare() bool {
 }
 
 // holdBack, called before each Accept, waits while this worker holds more
-// than its share, at most holdbackMax: the queue is never left unserved
-// for longer, whatever the totals say.
-func (w *Worker) holdBack() {
-	for waited := time.Duration(0); waited < holdbackMax && !w.draining.Load() && w.overShare(); waited += holdbackStep {
+// than its share, at most holdbackMax, and reports whether it still does:
+// the Accept then takes only a connection no other worker took
+// (acceptSignal). A queued connection waits holdbackMax at most, whatever
+// the totals say.
+func (w *Worker) holdBack() bool {
+	for waited := time.Duration(0); waited < holdbackMax; waited += holdbackStep {
+		if w.draining.Load() || !w.overShare() {
+			return false
+		}
 		time.Sleep(holdbackStep)
 	}
+	return !w.draining.Load() && w.overShare()
 }
 
 // shedOne tells one kept-alive client over this worker's share to

@@ -1,6 +1,9 @@
 package worker
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"testing"
 )
@@ -131,5 +134,85 @@ func TestNoSheddingOnceListenersClosed(t *testing.T) {
 		if resp := c.answer(t); resp.Close {
 			t.Fatal("a client was told to reconnect after the listeners closed")
 		}
+	}
+}
+
+// A worker waiting in Accept when the master's totals put it over its
+// share is woken, and holds back instead of taking the next connection.
+func TestOverShareWakesTheWaitingAccept(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Listeners: []net.Listener{ln}, Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := make(chan bool, 64)
+	hold := w.accepts[0].hold
+	w.accepts[0].hold = func() bool { over := hold(); holds <- over; return over }
+	w.Start()
+	defer func() { w.Quit(); w.Wait() }()
+	<-holds // waiting in Accept
+	for range 2 {
+		c := dial(t, w)
+		c.send(t, "/")
+		c.answer(t)
+		<-holds // back in Accept
+	}
+	w.SetPool(2, 2, 0) // 2 connections, limit 1: over
+	if over := <-holds; !over {
+		t.Fatal("woken, but not over its share")
+	}
+}
+
+// Two workers on one socket: the one over its share leaves new
+// connections to the other, which waits in Accept, and takes only those
+// the other leaves queued (about one in fifty here, when its short poll
+// meets an arrival).
+func TestOverShareWorkerLeavesConnectionsToOthers(t *testing.T) {
+	shared, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := shared.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared2, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(name string) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, name) })
+	}
+	// Each also has a listener of its own (start's): the busy one's
+	// holds connections before the test begins.
+	busy := start(t, Config{Listeners: []net.Listener{shared}, Handler: answer("busy")})
+	start(t, Config{Listeners: []net.Listener{shared2}, Handler: answer("free")})
+	for range 3 {
+		c := dial(t, busy)
+		c.send(t, "/")
+		c.answer(t)
+	}
+	busy.SetPool(3, 2, 0) // limit 2: over with 3, and more
+	counts := map[string]int{}
+	for range 40 {
+		c, err := net.Dial("tcp", shared.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		counts[string(b)]++
+	}
+	if counts["free"] < 30 {
+		t.Errorf("the worker under its share took %d of 40 connections (the one over it: %d)", counts["free"], counts["busy"])
 	}
 }
