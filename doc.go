@@ -42,8 +42,9 @@
 // backoff (100ms up to 10s) when workers keep dying young. Workers that fail
 // to boot (exit before they report ready, or are not ready within
 // BootTimeout) MaxBootFailures times in a row make Serve drain the rest and
-// return a *prefork.BootError that quotes the exit status and the worker's
-// last stderr lines — at start, or when no other worker serves. Once the
+// return a *prefork.BootError that quotes the exit status, the error the
+// worker reported (a failed WorkerInit, see Hooks) and its last stderr
+// lines — at start, or when no other worker serves. Once the
 // service serves, a slot that cannot be refilled does not stop it: the
 // other workers serve on, the slot retries every 10s, and the master says
 // so (EventDegraded, systemd's STATUS=).
@@ -93,6 +94,23 @@
 // owner and group, applied as the master binds it. Every address is bound
 // once, by the master (or the single process), and survives reloads and
 // binary upgrades; a socket systemd passed is taken instead of binding.
+//
+// # Hooks
+//
+// Options.Hooks holds Gunicorn's server hooks for Go. In each worker (and
+// in the single process), WorkerInit runs before it serves — connect the
+// database, warm caches — in place of an IsWorker branch before Serve; its
+// error fails the boot, and the master's error (a *BootError, the
+// "exited" and "reload failed" records) quotes it, so a reload to a build
+// that cannot reach its database leaves the old workers serving and says
+// why. WorkerShutdown runs once the worker's drain is over, every request
+// answered. In the master, OnStarting, BeforeSpawn, AfterSpawn, OnReady,
+// OnWorkerExit, OnReloadStart, OnReloadEnd and OnExit run one at a time,
+// in order, on a goroutine of their own: the master never waits for them,
+// so a slow or stuck hook delays only the hooks after it, never a restart
+// or a reload — and BeforeSpawn is not a barrier. A hook that runs past
+// 10s is reported; one that panics is recovered and reported; at the end,
+// Run waits for OnExit at most 15s.
 //
 // # Recycling
 //
@@ -147,8 +165,9 @@
 // connection to the worker that has just accepted; with keep-alive it then
 // stays there. The master answers each worker's heartbeat with the pool's
 // totals, and a worker holding more than its share of the connections (the
-// fair part plus a tenth) holds back from accepting, for at most 50 ms at a
-// time, and answers the kept-alive clients beyond its share once each with
+// fair part plus a tenth), or its fair share while another worker holds
+// fewer, holds back from accepting, for at most 50 ms at a time; it
+// answers the kept-alive clients beyond its share once each with
 // "Connection: close", a whole answer: they reconnect, to another worker.
 // With one worker nothing changes.
 //

@@ -104,6 +104,7 @@
 //	--check-config                  the same (exit 2, not 1, on an error)
 //	--statsd-host                   -metrics-bind (Prometheus)
 //	signals HUP TERM INT QUIT USR1 USR2 WINCH TTIN TTOU   the same table (signals.Default)
+//	server hooks (when_ready, post_fork…)  Options.Hooks (no flag: they are code)
 //
 //	fasthttp prefork.Prefork        gracefork
 //	Network "tcp4"/"tcp6"           the address: "0.0.0.0:8080" or "[::]:8080"
@@ -113,7 +114,7 @@
 //	Logger                          Options.Logger (log/slog), -log-level
 //	GOMAXPROCS children             -workers; each worker gets GOMAXPROCS/workers
 //	ShutdownGracePeriod             -graceful-timeout
-//	OnChildSpawn, OnMasterReady     Options.OnEvent
+//	OnChildSpawn, OnMasterReady     Options.Hooks (AfterSpawn, OnReady), or Options.OnEvent
 //	CommandProducer                 Options.Spawner
-//	IsChild()                       prefork.IsWorker()
+//	IsChild()                       prefork.IsWorker(), or Options.Hooks.WorkerInit
 package flags

@@ -48,6 +48,7 @@ func (m *master) maybeAnnounce() {
 		m.pingWatchdog()
 	}
 	m.emit(Event{Kind: EventServing, Workers: len(m.slots)})
+	m.hookReady()
 }
 
 func (m *master) allReady() bool {

@@ -98,19 +98,8 @@ func (m *master) bind(a sockets.Addr, acts []sockets.Activated, p sockets.Perm) 
 		return ln, "inherited", err
 	}
 	if a.Network == "fd" {
-		// The old master of an upgrade hands it over as it does the
-		// others; the descriptor number N here is tableflip's.
-		if m.hasParent() {
-			return nil, "", errors.New("the old master did not hand this socket over")
-		}
-		if ln, err = sockets.OpenFD(a); err != nil {
-			return nil, "", err
-		}
-		if err := m.share(a, ln, false); err != nil {
-			ln.Close()
-			return nil, "", err
-		}
-		return ln, "passed", nil
+		ln, err := m.bindPassed(a)
+		return ln, "passed", err
 	}
 	for i := range acts {
 		if ln := acts[i].Listener; ln != nil && acts[i].Match(a) {
@@ -143,6 +132,24 @@ func (m *master) bind(a sockets.Addr, acts []sockets.Activated, p sockets.Perm) 
 		return nil, "", err
 	}
 	return ln, "bound", nil
+}
+
+// bindPassed takes the socket the parent passed as fd://N. The old master
+// of an upgrade hands it over as it does the others (inherit): the
+// descriptor number N is then tableflip's, never read here.
+func (m *master) bindPassed(a sockets.Addr) (net.Listener, error) {
+	if m.hasParent() {
+		return nil, errors.New("the old master did not hand this socket over")
+	}
+	ln, err := sockets.OpenFD(a)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.share(a, ln, false); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 // inherit returns the socket an old master handed over for a, if any, and

@@ -79,7 +79,8 @@ type BootError struct {
 	Spawn    error // the Spawner failed, instead of a process exiting
 }
 
-// Error quotes the last attempt's exit status and stderr.
+// Error quotes the last attempt's exit status, the error it reported
+// (Exit.Failure: a failed WorkerInit, say), and its stderr.
 func (e *BootError) Error() string {
 	var b strings.Builder
 	if e.Attempts == 1 {
@@ -94,6 +95,10 @@ func (e *BootError) Error() string {
 		fmt.Fprintf(&b, "not ready within BootTimeout, killed (%v)", e.Exit)
 	default:
 		b.WriteString(e.Exit.String())
+	}
+	if e.Exit.Failure != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Exit.Failure)
 	}
 	if len(e.Exit.Stderr) > 0 {
 		b.WriteString("; its last stderr lines:\n\t")

@@ -25,13 +25,15 @@ type EventKind int
 // EventPerSlotSockets, EventSlotListening and EventUnusedActivation as it
 // binds, on its caller's goroutine, and
 // EventSocketNotRemoved when it fails or a Server that never ran is
-// closed. After the loop: EventSocketNotRemoved, EventStopped and the
-// terminal waiter's events come from Run's goroutine before it returns.
+// closed. After the loop: EventSocketNotRemoved, the hook events of the
+// hooks Run waits for at the end (EventHookSlow, EventHookPanicked,
+// EventHooksAbandoned), EventStopped and the terminal waiter's events
+// come from Run's goroutine before it returns.
 const (
 	EventListening            EventKind = iota + 1 // a socket is bound: "bound", "inherited" (upgrade), "activated" (systemd) or "passed" (fd://N) [Addr, From]
 	EventSpawned                                   // a worker started [Slot, Generation, Pid]
 	EventReady                                     // a worker serves; Delay is its boot time [Slot, Generation, Pid, Delay]
-	EventExited                                    // a worker ended; Expected: the master asked it to [Slot, Generation, Pid, Exit, Expected]
+	EventExited                                    // a worker ended; Expected: the master asked it to; Exit.Failure: the error it reported, if any [Slot, Generation, Pid, Exit, Expected]
 	EventRestartScheduled                          // a slot restarts after Delay [Slot, Delay]
 	EventBootTimeout                               // a worker was not ready within BootTimeout [Slot, Generation, Pid, Delay]
 	EventGivingUp                                  // too many failed boots: Run returns Err [Slot, Err]
@@ -87,6 +89,9 @@ const (
 	EventActionRefused                             // an action (Action) was refused, for the reason in Detail: it came during the shutdown delay, or, with ReusePort, it would change the worker count during an upgrade [Action, Detail]
 	EventChangeDetected                            // with ReloadOnChange, the executable or a ReloadWatch path changed (Detail: which); a reload follows [Detail]
 	EventMetricsImported                           // after a binary upgrade, the old master's totals were added to this master's (Detail: their size), or could not be (Err): its counts start over [Detail, Err]
+	EventHookSlow                                  // a master hook (Detail: its name) has run for Delay (SlowHookAfter) and runs on; the hooks queued after it wait [Detail, Delay]
+	EventHookPanicked                              // a master hook (Detail) panicked: Err has the value and the stack; the master and the next hooks go on [Detail, Err]
+	EventHooksAbandoned                            // at the master's end, Run stopped waiting for the hooks after Delay (HooksExitWait); Detail says which was running and how many were not run [Delay, Detail]
 	EventPerSlotSockets                            // with ReusePort, what the kernel does with the connections queued in a slot socket that closes (Detail: net.ipv4.tcp_migrate_req), or why it cannot be told (Err) [Detail, Err]
 	EventSlotListening                             // with ReusePort, a slot's own socket (Addr) listens: Detail is "bound", "inherited" (upgrade) or "listening again" (scale-up, a degraded slot restored) [Slot, Addr, Detail]
 	EventSlotClosed                                // with ReusePort, a slot's own socket (Addr) stopped listening, for the reason in Detail; Err counts the connections its queue held, reset [Slot, Addr, Detail, Err]
@@ -138,7 +143,7 @@ var kinds = [...]kindSpec{
 	EventListening:            {name: "listening", master: true, fields: []field{f("Addr", "addr"), f("From", "from")}},
 	EventSpawned:              {name: "spawned", fields: who},
 	EventReady:                {name: "ready", fields: with(who, f("Delay", "boot"))},
-	EventExited:               {name: "exited", worse: warn, fields: with(who, f("Exit", "status"), f("Expected", "expected"), opt("Exit.Stderr", "stderr"))},
+	EventExited:               {name: "exited", worse: warn, fields: with(who, f("Exit", "status"), f("Expected", "expected"), opt("Exit.Failure", "failure"), opt("Exit.Stderr", "stderr"))},
 	EventRestartScheduled:     {name: "restart scheduled", fields: []field{slotF, f("Delay", "in")}},
 	EventBootTimeout:          {name: "boot timeout", level: warn, fields: with(who, f("Delay", "after"))},
 	EventGivingUp:             {name: "giving up", level: errL, fields: []field{slotF, errF}},
@@ -194,6 +199,9 @@ var kinds = [...]kindSpec{
 	EventActionRefused:        {name: "action refused", level: warn, master: true, fields: []field{f("Action", "action"), f("Detail", "why")}},
 	EventChangeDetected:       {name: "change detected: reloading", master: true, fields: []field{f("Detail", "paths")}},
 	EventMetricsImported:      {name: "metrics continue the old master's totals", worse: warn, master: true, fields: []field{opt("Detail", "size"), opt("Err", "err")}},
+	EventHookSlow:             {name: "hook slow", level: warn, master: true, fields: []field{f("Detail", "hook"), f("Delay", "running_for")}},
+	EventHookPanicked:         {name: "hook panicked", level: errL, master: true, fields: []field{f("Detail", "hook"), errF}},
+	EventHooksAbandoned:       {name: "hooks abandoned: Run returns without them", level: warn, master: true, fields: []field{f("Delay", "after"), f("Detail", "hooks")}},
 	EventPerSlotSockets:       {name: "per-slot sockets", worse: warn, master: true, fields: []field{opt("Detail", "queued_at_close"), opt("Err", "err")}},
 	EventSlotListening:        {name: "slot socket listening", master: true, fields: []field{slotF, f("Addr", "addr"), f("Detail", "how")}},
 	EventSlotClosed:           {name: "slot socket closed", worse: warn, master: true, fields: []field{slotF, f("Addr", "addr"), f("Detail", "why"), opt("Err", "err")}},
@@ -283,6 +291,8 @@ func (e Event) value(name string) (slog.Value, bool) {
 		return slog.BoolValue(e.Expected), true
 	case "Exit":
 		return slog.StringValue(e.Exit.String()), true
+	case "Exit.Failure":
+		return slog.StringValue(e.Exit.Failure), e.Exit.Failure != ""
 	case "Exit.Stderr":
 		return slog.StringValue(strings.Join(e.Exit.Stderr, "\n")), !e.Expected && len(e.Exit.Stderr) > 0
 	case "Action":

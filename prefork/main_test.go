@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -145,7 +146,10 @@ func helperMain() int {
 	// decides when the request ends, without a clock. /slow?d= sleeps d
 	// instead, or until its context ends (RequestTimeout); /stuck?d=
 	// sleeps d whatever happens, a handler that ignores its context.
+	var slowStarted, slowDone atomic.Int64 // for TEST_HOOKS' WorkerShutdown
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		slowStarted.Add(1)
+		defer slowDone.Add(1)
 		log.Info("slow request started", "pid", pid)
 		if d, err := time.ParseDuration(r.FormValue("d")); err == nil {
 			select {
@@ -321,11 +325,44 @@ func helperMain() int {
 			opts.Workers = -1 // the "new binary" is broken: its options are invalid
 		}
 	}
+	if os.Getenv("TEST_HOOKS") != "" {
+		opts.Hooks = testWorkerHooks(log, mux, &slowStarted, &slowDone)
+	}
 	if err := prefork.Serve(mux, opts); err != nil {
 		log.Error("serve error", "err", err.Error(), "eaddrinuse", errors.Is(err, unix.EADDRINUSE))
 		return 1
 	}
 	return 0
+}
+
+// testWorkerHooks, with TEST_HOOKS, log when WorkerInit and
+// WorkerShutdown run; /hooks answers whether WorkerInit ran first, and
+// WorkerShutdown logs how many /slow requests had started and finished.
+// WorkerInit fails with TEST_INIT_FAIL set, or once the file
+// TEST_INIT_FAIL_IF names exists (a "new binary" that cannot connect to
+// its database).
+func testWorkerHooks(log *slog.Logger, mux *http.ServeMux, started, done *atomic.Int64) prefork.Hooks {
+	pid := os.Getpid()
+	var inited atomic.Bool
+	mux.HandleFunc("/hooks", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "init=%v slot=%d pid=%d\n", inited.Load(), prefork.WorkerID(), pid)
+	})
+	return prefork.Hooks{
+		WorkerInit: func(ctx context.Context) error {
+			f := os.Getenv("TEST_INIT_FAIL_IF")
+			_, err := os.Stat(f)
+			if os.Getenv("TEST_INIT_FAIL") != "" || (f != "" && err == nil) {
+				return errors.New("database unreachable")
+			}
+			inited.Store(true)
+			log.Info("worker init hook", "pid", pid, "slot", prefork.WorkerID())
+			return nil
+		},
+		WorkerShutdown: func(ctx context.Context) error {
+			log.Info("worker shutdown hook", "pid", pid, "slow_started", started.Load(), "slow_done", done.Load())
+			return nil
+		},
+	}
 }
 
 // logWriter is where a helper master logs: stderr, or with TEST_LOG_FD

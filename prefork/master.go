@@ -48,6 +48,8 @@ type master struct {
 
 	logFile *logFile // Options.LogFile, when set
 
+	hooks *hookQueue // runs Options.Hooks' master hooks; nil without any
+
 	mx          *masterMetrics
 	metricsLn   net.Listener // Options.MetricsAddr's socket, served by the master only
 	metricsFile *os.File     // its descriptor, kept as the workers' sockets are
@@ -143,6 +145,10 @@ type worker struct {
 	ctlDone  bool                // its control reader has ended
 	final    []*dto.MetricFamily // the final snapshot it sent, if any
 	told     telling             // what it was last told of the pool's readiness
+	failure  string              // why it said it exits (control.TypeFailed), for its Exit
+	// ctlEnded is closed when its control reader has ended and posted
+	// everything it read: its exit is handled after that (see spawn).
+	ctlEnded chan struct{}
 }
 
 // Loop events.
@@ -198,16 +204,7 @@ func newMaster(cfg *config) (*master, error) {
 		}
 	}
 	if m.spawner == nil {
-		es := &ExecSpawner{Path: invokedAs(), self: true, binaryGone: func(binary, running string) {
-			m.emit(Event{Kind: EventBinaryGone, Path: binary, Detail: running}) // Spawn runs in the loop
-		}}
-		if m.logFile != nil {
-			es.Stdout, es.Stderr = m.logFile, m.logFile
-		}
-		if !cfg.defaultLogger {
-			es.Logger = cfg.Logger // the workers' stray lines and crash dumps as records
-		}
-		m.spawner = es
+		m.spawner = m.execSpawner()
 	}
 	for i := range cfg.Workers {
 		m.slots = append(m.slots, &slot{id: i})
@@ -222,6 +219,22 @@ func newMaster(cfg *config) (*master, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// execSpawner is the spawner of a master given none: this program again,
+// its output to LogFile when one is set, its stray stderr lines as
+// records when the program set a Logger.
+func (m *master) execSpawner() *ExecSpawner {
+	es := &ExecSpawner{Path: invokedAs(), self: true, binaryGone: func(binary, running string) {
+		m.emit(Event{Kind: EventBinaryGone, Path: binary, Detail: running}) // Spawn runs in the loop
+	}}
+	if m.logFile != nil {
+		es.Stdout, es.Stderr = m.logFile, m.logFile
+	}
+	if !m.cfg.defaultLogger {
+		es.Logger = m.cfg.Logger
+	}
+	return es
 }
 
 // init connects the master to systemd and tableflip and takes its sockets.
@@ -334,6 +347,7 @@ func (m *master) run(ctx context.Context) error {
 	m.watchPredecessor(ctx)
 	m.readMetricsImport()
 	m.serveMetrics()
+	m.startHooks()
 	for _, s := range m.slots {
 		m.spawn(s, false)
 	}
@@ -342,13 +356,7 @@ func (m *master) run(ctx context.Context) error {
 	if m.cfg.ReloadOnChange {
 		m.watch()
 	}
-	// An upgrade in progress at the stop ends soon (closeSockets stopped
-	// tableflip); its outcome decides whether the new master must stop too.
-	// The last workers' control channels are read to their end, so that
-	// their final metrics are folded before the metrics server stops.
-	for !(m.stopping && len(m.workers) == 0 && len(m.reading) == 0 && !m.upgrading) {
-		m.handle(<-m.events)
-	}
+	m.loop()
 	close(m.done)
 	m.endActions()
 	m.stopMetrics()
@@ -366,6 +374,7 @@ func (m *master) run(ctx context.Context) error {
 		removePIDFile(m.cfg.PIDFile)
 	}
 	m.tellParent(m.stopErr)
+	m.finishHooks() // OnExit, and what is still queued, within HooksExitWait
 	m.emit(Event{Kind: EventStopped})
 	if m.handedOver && interactive() {
 		m.awaitSuccessorInTerminal() // does not return when it works
@@ -374,6 +383,23 @@ func (m *master) run(ctx context.Context) error {
 		m.logFile.Close()
 	}
 	return m.stopErr
+}
+
+// loop handles the events — and the master hooks' reports — until the
+// master has stopped and nothing is left to wait for. An upgrade in
+// progress at the stop ends soon (closeSockets stopped tableflip); its
+// outcome decides whether the new master must stop too. The last workers'
+// control channels are read to their end, so that their final metrics are
+// folded before the metrics server stops.
+func (m *master) loop() {
+	for !(m.stopping && len(m.workers) == 0 && len(m.reading) == 0 && !m.upgrading) {
+		select {
+		case ev := <-m.events:
+			m.handle(ev)
+		case e := <-m.hookReports():
+			m.handle(callEvent{func() { m.emit(e) }})
+		}
+	}
 }
 
 func (m *master) forwardSignals() (stop func()) {

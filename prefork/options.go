@@ -331,6 +331,12 @@ type Options struct {
 	// state.
 	OnEvent func(Event)
 
+	// Hooks are functions the master and the workers call at points of
+	// the service's life, as Gunicorn's server hooks: WorkerInit before a
+	// worker serves (connect the database, warm caches), WorkerShutdown
+	// after it stopped. See [Hooks].
+	Hooks Hooks
+
 	// Spawner starts workers; default: the running executable re-executed
 	// with the same arguments. preforktest provides a fake for tests.
 	Spawner Spawner

@@ -159,6 +159,9 @@ func (m *master) tellPool(w *worker) {
 	var msg = control.Message{Type: control.TypePool}
 	for o := range m.workers {
 		if o.ready && !o.stopping && !o.killed {
+			if msg.Workers == 0 || o.usage.active < msg.Fewest {
+				msg.Fewest = o.usage.active
+			}
 			msg.Active += o.usage.active
 			msg.InFlight += o.usage.inflight
 			msg.Workers++

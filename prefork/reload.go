@@ -28,6 +28,9 @@ var errReloadStopWorkers = errors.New("prefork: reload ended by stop-workers (Sc
 // endReload ends the reload, its queued pass included, and gives every
 // waiter err.
 func (m *master) endReload(err error) {
+	if m.reload.on {
+		m.hookReloadEnd(err)
+	}
 	for _, c := range append(m.reload.waiters, m.reload.next...) {
 		c <- err
 	}
@@ -37,6 +40,9 @@ func (m *master) endReload(err error) {
 // finishPass ends this pass of the reload with err for its waiters, and
 // reports whether a further pass was asked for, with its waiters.
 func (m *master) finishPass(err error) (again bool, next []chan error) {
+	if m.reload.on {
+		m.hookReloadEnd(err)
+	}
 	for _, c := range m.reload.waiters {
 		c <- err
 	}
@@ -78,6 +84,7 @@ func (m *master) startPass(waiters []chan error) {
 		m.reload = reloadState{on: true, restore: true, waiters: waiters}
 		m.sdNotify(sdnotify.Reloading())
 		m.emit(Event{Kind: EventReloadStarted, Workers: m.cfg.Workers})
+		m.hookReloadStart()
 		m.scaleTo(m.cfg.Workers)
 		return
 	}
@@ -91,6 +98,7 @@ func (m *master) startPass(waiters []chan error) {
 	m.reload = reloadState{on: true, queue: append([]*slot(nil), m.slots...), waiters: waiters}
 	m.sdNotify(sdnotify.Reloading())
 	m.emit(Event{Kind: EventReloadStarted, Workers: len(m.slots)})
+	m.hookReloadStart()
 	m.advanceReload()
 }
 

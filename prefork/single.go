@@ -252,14 +252,15 @@ func (w *workerRole) checkRecycle() {
 // once, and a graceful stop serves on as before for ShutdownDelay, so that
 // the orchestrator takes the process out of its endpoints before the drain
 // sends clients away. A quit during the delay cuts it short; req becomes
-// the quit.
-func (w *workerRole) shutdownDelay(req *stopReq, sigc <-chan os.Signal, stops <-chan stopReq) {
+// the quit. A process that never served (stopped during WorkerInit) has
+// nobody to keep serving: it does not wait.
+func (w *workerRole) shutdownDelay(req *stopReq, sigc <-chan os.Signal, stops <-chan stopReq, served bool) {
 	setStopping(req.why)
 	if err := w.single.notify.Send(sdnotify.Stopping()); err != nil {
 		w.log.Warn("cannot notify systemd", "err", err.Error())
 	}
 	d := w.cfg.ShutdownDelay
-	if !req.drain || d <= 0 {
+	if !req.drain || d <= 0 || !served {
 		return
 	}
 	w.log.Info("stopping: readiness fails, serving on for the shutdown delay", "why", req.why, "delay", d.String())

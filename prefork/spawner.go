@@ -69,6 +69,11 @@ type Exit struct {
 	// goroutine stacks of a hung worker's SIGABRT) whole, from its first
 	// line, up to 256 KiB.
 	Stderr []string
+	// Failure is the error the worker reported to the master before it
+	// exited (at most 4 KiB of text): why its WorkerInit hook failed, or
+	// why a server could not serve. Empty when it reported none. The
+	// master sets it; a Spawner's Wait leaves it empty.
+	Failure string
 }
 
 // String reads like os.ProcessState's: "exit status 2", "signal: killed".

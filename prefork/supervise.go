@@ -43,7 +43,8 @@ func (m *master) spawn(s *slot, next bool) {
 		return // giving up or shutting down: a worker started now would never be told to stop
 	}
 	m.gen++
-	w := &worker{s: s, slot: s.id, gen: m.gen, spawnedAt: m.clock.Now()}
+	w := &worker{s: s, slot: s.id, gen: m.gen, spawnedAt: m.clock.Now(), ctlEnded: make(chan struct{})}
+	m.hookBeforeSpawn(w) // queued: the spawn does not wait for it
 	proc, ctl, err := m.start(w, next)
 	if err != nil {
 		m.emit(Event{Kind: EventSpawnFailed, Slot: s.id, Generation: w.gen, Err: err})
@@ -63,9 +64,10 @@ func (m *master) spawn(s *slot, next bool) {
 	m.workers[w] = struct{}{}
 	m.reading[w] = struct{}{}
 	w.bootTimer = m.after(m.cfg.BootTimeout, func() { m.onBootTimeout(w) })
-	m.wg.Go(func() { m.post(exitEvent{w, proc.Wait()}) })
+	m.wg.Go(func() { m.awaitExit(w) })
 	m.wg.Go(func() { m.readControl(w) })
 	m.emit(Event{Kind: EventSpawned, Slot: s.id, Generation: w.gen, Pid: proc.Pid()})
+	m.hookAfterSpawn(w)
 }
 
 // start makes the worker's control channel and asks the spawner for it;
@@ -94,6 +96,20 @@ func (m *master) start(w *worker, reload bool) (Process, net.Conn, error) {
 	return proc, conn, nil
 }
 
+// awaitExit waits for w's process to end and hands its exit to the loop
+// once everything w wrote before it — why it failed (TypeFailed), its
+// final metrics snapshot, a last "ready" — has been read and handed over:
+// the loop then judges the exit with all the worker said. Its end of the
+// channel closed with it, so the reader meets EOF at once; only a
+// descendant that inherited the descriptor could keep it open, and the
+// reader gives up after ctlLinger.
+func (m *master) awaitExit(w *worker) {
+	exit := w.proc.Wait()
+	w.ctl.SetReadDeadline(time.Now().Add(ctlLinger))
+	<-w.ctlEnded
+	m.post(exitEvent{w, exit})
+}
+
 // readControl reads w's messages until its control channel ends, then
 // tells the loop, with the final metrics snapshot w sent, if any.
 func (m *master) readControl(w *worker) {
@@ -101,6 +117,7 @@ func (m *master) readControl(w *worker) {
 	defer func() {
 		m.mx.answered(w, 0, true) // a scrape waits for it no longer
 		m.post(ctlDoneEvent{w, final})
+		close(w.ctlEnded)
 	}()
 	for {
 		msg, err := control.Read(w.ctl)
@@ -146,6 +163,8 @@ func (m *master) onMessage(w *worker, msg control.Message) {
 		m.tellPool(w)
 	case control.TypeRetire:
 		m.onRetire(w, msg)
+	case control.TypeFailed:
+		w.failure = msg.Payload // its exit, which follows, quotes it
 	case control.TypeListenersClosed:
 		if w.closingLns {
 			m.emit(Event{Kind: EventStoppedAccepting, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid()})
@@ -248,13 +267,10 @@ func (m *master) onExit(w *worker, exit Exit) {
 	defer m.listenersClosed(w) // its copies closed with it: a stop's first phase need not wait
 	w.exited = true
 	w.expected = (w.stopping || m.stopping) && !w.killed
-	if w.ctlDone {
+	exit.Failure = w.failure
+	if w.ctlDone { // always: awaitExit posts the exit after the reader's end
 		w.ctl.Close()
 		m.finishMetrics(w)
-	} else {
-		// What it wrote before it exited — its final metrics — is still
-		// to be read; its end of the channel closed with it.
-		w.ctl.SetReadDeadline(time.Now().Add(ctlLinger))
 	}
 	w.bootTimer.Stop()
 	stopTimer(w.beatTimer)
@@ -262,6 +278,7 @@ func (m *master) onExit(w *worker, exit Exit) {
 		w.killTimer.Stop()
 	}
 	m.emit(Event{Kind: EventExited, Slot: w.slot, Generation: w.gen, Pid: w.proc.Pid(), Exit: exit, Expected: w.expected})
+	m.hookWorkerExit(w, exit)
 	s := w.s
 	switch {
 	case s.next == w:

@@ -369,6 +369,27 @@ func TestHeartbeatIsAccepted(t *testing.T) {
 	}
 }
 
+// Each heartbeat is answered with the pool's totals, counted over the
+// serving workers from their latest heartbeats, with the fewest
+// connections one holds: what a worker needs to keep to its share.
+func TestHeartbeatAnsweredWithPool(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 3})
+	ws := []*preforktest.Worker{r.boot(), r.boot(), r.boot()}
+	for i, active := range []uint32{5, 2, 9} {
+		if err := ws[i].Heartbeat(100, active); err != nil {
+			t.Fatal(err)
+		}
+		ws[i].WaitPool(t) // handled, in this order
+	}
+	if err := ws[0].Heartbeat(200, 6); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ws[0].WaitPool(t), (preforktest.Pool{Conns: 17, Workers: 3, Fewest: 2}); got != want {
+		t.Errorf("pool %+v, want %+v", got, want)
+	}
+	r.finish(true)
+}
+
 // barrier returns once the master has handled every action asked before
 // it: actions are handled in order, and ReopenLogs changes nothing here.
 func (r *rig) barrier() {
@@ -422,5 +443,35 @@ func TestHugeGracefulTimeoutDoesNotKill(t *testing.T) {
 	}
 	if n := countKind(r.ev, prefork.EventKilled); n != 0 {
 		t.Fatal("the draining worker was killed")
+	}
+}
+
+// A worker that says why it fails before it exits (a failed WorkerInit)
+// has its exit quote it, and so does the boot error Run returns: what it
+// said is read before its exit is judged, however quickly it exits.
+func TestBootFailureQuotesWhatTheWorkerSaid(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 1, MaxBootFailures: 2})
+	for i := range 2 {
+		w := r.next()
+		if err := w.Fail("WorkerInit: dial tcp 10.0.0.5:5432: connection refused"); err != nil {
+			t.Fatal(err)
+		}
+		w.Exit(1, "some log line")
+		e := r.ev.Wait(t, prefork.EventExited, func(e prefork.Event) bool { return e.Generation == w.Generation })
+		if e.Exit.Failure != "WorkerInit: dial tcp 10.0.0.5:5432: connection refused" {
+			t.Fatalf("exit %d: Failure %q", i, e.Exit.Failure)
+		}
+		if i == 0 {
+			r.waitRestart()
+		}
+	}
+	var be *prefork.BootError
+	err := r.result()
+	if !errors.As(err, &be) || be.Exit.Failure == "" {
+		t.Fatalf("Run = %v, want a BootError with the worker's failure", err)
+	}
+	want := "prefork: worker slot 0 failed to boot 2 times in a row; last attempt: exit status 1: WorkerInit: dial tcp 10.0.0.5:5432: connection refused; its last stderr lines:\n\tsome log line"
+	if err.Error() != want {
+		t.Fatalf("Run = %q, want %q", err, want)
 	}
 }

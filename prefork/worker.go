@@ -267,33 +267,32 @@ func (w *workerRole) quit() { w.quitOnce.Do(func() { close(w.quitc) }) }
 
 // run serves until a stop: the master's Drain/Quit, a signal, EOF on the
 // control channel, or ctx done (a graceful drain within GracefulTimeout).
-// It returns nil after a clean stop, and an error when a server could not
-// serve: a failed boot, which the master counts and quotes.
+// It returns nil after a clean stop, and an error when the worker could
+// not serve: a failed WorkerInit, or a server that failed, which the
+// master counts and quotes.
 func (w *workerRole) run(ctx context.Context) error {
 	sigc, stopSignals := catchSignals()
 	defer stopSignals()
-	w.core.Start()
 	stops := make(chan stopReq, 2)
-	req, err := w.serving()
+	req, inited, err := w.workerInit(ctx, sigc)
+	served := false
 	if req == nil {
-		if w.single != nil {
-			w.startSingle()
-		} else {
-			w.send(control.Message{Type: control.TypeReady})
-			setServing(true) // ready once the master says the pool is
-			w.log.Debug("worker serving")
-			w.wg.Go(func() { w.readControl(stops) })
-			w.wg.Go(w.heartbeat)
-			// Not waited for: a collector stuck in the user's code must not
-			// keep the worker from exiting.
-			go w.gath.loop(w.done)
-		}
+		w.core.Start()
+		req, err = w.serving()
+	}
+	if req == nil {
+		served = true
+		w.announce(stops)
 		req, err = w.await(ctx, sigc, stops)
 	}
 	if w.single != nil {
-		w.shutdownDelay(req, sigc, stops)
+		w.shutdownDelay(req, sigc, stops, served)
 	}
+	began := time.Now()
 	w.stop(*req, sigc, stops)
+	if inited {
+		w.workerShutdown(*req, began)
+	}
 	if req.drain && w.single == nil {
 		// After the last request, before the channel closes: the
 		// master folds these counts into the slot's. A quit skips it.
@@ -303,12 +302,33 @@ func (w *workerRole) run(ctx context.Context) error {
 	if w.single != nil {
 		w.endSingle()
 	} else {
+		if err != nil {
+			w.sendFailure(err)
+		}
 		w.send(w.beat()) // the last counters, before exiting
 		w.ctl.Close()
 	}
 	w.wg.Wait()
 	w.core.Wait()
 	return err
+}
+
+// announce, once every server accepts, says so: to the master, which
+// then counts this worker as ready, or in single-process mode to the
+// world (readiness, systemd, the PID file).
+func (w *workerRole) announce(stops chan<- stopReq) {
+	if w.single != nil {
+		w.startSingle()
+		return
+	}
+	w.send(control.Message{Type: control.TypeReady})
+	setServing(true) // ready once the master says the pool is
+	w.log.Debug("worker serving")
+	w.wg.Go(func() { w.readControl(stops) })
+	w.wg.Go(w.heartbeat)
+	// Not waited for: a collector stuck in the user's code must not
+	// keep the worker from exiting.
+	go w.gath.loop(w.done)
 }
 
 // catchSignals relays the worker's stop signals to the returned channel
@@ -362,14 +382,9 @@ func (w *workerRole) await(ctx context.Context, sigc <-chan os.Signal, stops <-c
 		case req := <-stops:
 			return &req, nil
 		case sig := <-sigc:
-			if w.single != nil && sig == syscall.SIGHUP {
-				// No workers to replace: an orchestrator restarts the
-				// process to run new code.
-				w.log.Warn("SIGHUP ignored: single-process mode has no workers to reload; restart the process instead")
-				continue
+			if req, ok := w.signalStop(sig); ok {
+				return &req, nil
 			}
-			req := stopFor(sig, w.cfg.GracefulTimeout)
-			return &req, nil
 		case due := <-recycled:
 			w.log.Info("recycling: exiting for the supervisor to start a fresh process", "reason", due.Reason.String(), "detail", due.String())
 			return &stopReq{drain: true, deadline: w.cfg.GracefulTimeout, why: "recycle: " + due.String()}, nil
@@ -382,6 +397,18 @@ func (w *workerRole) await(ctx context.Context, sigc <-chan os.Signal, stops <-c
 			return &stopReq{why: "quit"}, nil
 		}
 	}
+}
+
+// signalStop is the stop a signal asks for; ok is false for SIGHUP in
+// single-process mode, which is ignored with a warning: there are no
+// workers to replace, and an orchestrator restarts the process to run
+// new code.
+func (w *workerRole) signalStop(sig os.Signal) (req stopReq, ok bool) {
+	if w.single != nil && sig == syscall.SIGHUP {
+		w.log.Warn("SIGHUP ignored: single-process mode has no workers to reload; restart the process instead")
+		return stopReq{}, false
+	}
+	return stopFor(sig, w.cfg.GracefulTimeout), true
 }
 
 func stopFor(sig os.Signal, graceful time.Duration) stopReq {
@@ -491,7 +518,7 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 	case control.TypeGather:
 		w.gath.ask(msg.Seq) // answered from another goroutine: never blocks
 	case control.TypePool:
-		w.core.SetPool(int(msg.Active), int(msg.Workers))
+		w.core.SetPool(int(msg.Active), int(msg.Workers), int(msg.Fewest))
 	case control.TypeReadiness:
 		// The pool's readiness: ReadyHandler on the program's mux
 		// answers for the whole pool, whichever worker takes the probe.
@@ -502,7 +529,7 @@ func (w *workerRole) handle(msg control.Message) (req stopReq, ok bool) {
 			setStopping("the master is stopping")
 			// No more balancing: a client sent away now could reconnect
 			// into a socket that is about to close, and be reset.
-			w.core.SetPool(0, 0)
+			w.core.SetPool(0, 0, 0)
 		default:
 			setPoolReady(false, "fewer workers ready than the pool should have")
 		}
@@ -528,6 +555,17 @@ func (w *workerRole) retireRunaway(d time.Duration) {
 	}
 	w.log.Warn("worker asks to be recycled", "reason", "runaway request", "duration", d)
 	w.send(control.Message{Type: control.TypeRetire, Reason: control.RetireRunaway, Value: uint64(d)})
+}
+
+// sendFailure tells the master why this worker is about to exit: its
+// exit then quotes the error (Exit.Failure), and so does the *BootError
+// of a failed boot, whatever the program does with Run's error.
+func (w *workerRole) sendFailure(err error) {
+	text := strings.TrimPrefix(err.Error(), "prefork: ")
+	if len(text) > control.MaxFailure {
+		text = strings.ToValidUTF8(text[:control.MaxFailure-3], "") + "..."
+	}
+	w.send(control.Message{Type: control.TypeFailed, Payload: text})
 }
 
 func (w *workerRole) heartbeat() {

@@ -37,10 +37,9 @@ var magic = [2]byte{'G', 'F'}
 // Type says what a message means.
 type Type uint8
 
-// The message types. Worker→master: Ready, Heartbeat, ListenersClosed, Retire.
-// Master→worker: Drain, Quit, CloseListeners, RequestLimit, Gather,
-// Readiness, Pool.
-// Worker→master also: Metrics.
+// The message types. Worker→master: Ready, Heartbeat, ListenersClosed, Retire,
+// Metrics, Failed. Master→worker: Drain, Quit, CloseListeners, RequestLimit,
+// Gather, Readiness, Pool.
 const (
 	// Ready: the worker is serving on every listener.
 	TypeReady Type = 1
@@ -79,10 +78,20 @@ const (
 	// a readiness handler in the workers answers for the pool.
 	TypeReadiness Type = 11
 	// Pool: the pool's totals (Active connections, InFlight handlers,
-	// Workers serving), so that a worker can tell whether it holds more
-	// than its fair share; sent with each round of heartbeats.
+	// Workers serving) and the Fewest connections a serving worker holds,
+	// so that a worker can tell whether it holds more than its fair share;
+	// sent with each round of heartbeats.
 	TypePool Type = 12
+	// Failed: the worker is about to exit because of an error, whose text
+	// is the Payload (at most MaxFailure bytes): its WorkerInit hook
+	// failed, or a server could not serve. The master quotes it in the
+	// worker's exit, so a failed boot says why whatever the program does
+	// with its own logs.
+	TypeFailed Type = 13
 )
+
+// MaxFailure bounds a Failed message's text.
+const MaxFailure = 4 << 10
 
 // metricsHead is the fixed part of a Metrics payload: Seq and Final.
 const metricsHead = 9
@@ -130,6 +139,8 @@ func (t Type) String() string {
 		return "readiness"
 	case TypePool:
 		return "pool"
+	case TypeFailed:
+		return "failed"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -162,25 +173,40 @@ type Message struct {
 	Deadline time.Duration
 	// Gather and Metrics: the scrape's number; Metrics: the last
 	// snapshot of a draining worker, and the snapshot's bytes (a string,
-	// so that a Message stays comparable).
+	// so that a Message stays comparable); Failed: the error's text.
 	Seq     uint64
 	Final   bool
 	Payload string
 	// Readiness: whether the pool is ready.
 	Ready bool
 	// Pool: how many workers serve (with Active and InFlight, the
-	// pool's totals).
+	// pool's totals), and the fewest connections one of them holds.
 	Workers uint32
+	Fewest  uint32
+}
+
+// maxPayloadOf is the largest payload of the types whose payload varies
+// (Metrics: its fixed part and a snapshot; Failed: a text), or 0.
+func maxPayloadOf(t Type) int {
+	switch t {
+	case TypeMetrics:
+		return MaxPayload
+	case TypeFailed:
+		return MaxFailure
+	}
+	return 0
 }
 
 // payloadLen is the exact payload size of each type as Append writes it
-// (Metrics: its fixed part, which its snapshot follows); any other size is
-// malformed, except a heartbeat's first form.
+// (Metrics: its fixed part, which its snapshot follows; Failed: none
+// before its text); any other size is malformed, except a heartbeat's
+// first form and the variable part of Metrics and Failed, up to
+// maxPayloadOf.
 func payloadLen(t Type) (int, bool) {
 	switch t {
 	case TypeMetrics:
 		return metricsHead, true
-	case TypeReady, TypeQuit, TypeCloseListeners, TypeListenersClosed:
+	case TypeReady, TypeQuit, TypeCloseListeners, TypeListenersClosed, TypeFailed:
 		return 0, true
 	case TypeHeartbeat:
 		return heartbeatLen, true
@@ -191,7 +217,7 @@ func payloadLen(t Type) (int, bool) {
 	case TypeReadiness:
 		return 2, true
 	case TypePool:
-		return 12, true
+		return poolLen, true
 	}
 	return 0, false
 }
@@ -205,15 +231,24 @@ const (
 	heartbeatLenV1 = 12
 )
 
+// A Pool message is 16 bytes: Active, InFlight, Workers, Fewest. Its first
+// form, 12 bytes (no Fewest), is still read, with Fewest set to Active: a
+// worker of this build, started by an older master's reload, then never
+// holds back for a worker with fewer connections, as before.
+const (
+	poolLen   = 16
+	poolLenV1 = 12
+)
+
 // Append encodes m as a frame appended to b.
 func Append(b []byte, m Message) ([]byte, error) {
 	n, ok := payloadLen(m.Type)
 	if !ok {
 		return b, fmt.Errorf("%w: %d", ErrType, m.Type)
 	}
-	if m.Type == TypeMetrics {
-		if len(m.Payload) > MaxPayload-metricsHead {
-			return b, fmt.Errorf("%w: a %d-byte metrics snapshot (max %d)", ErrTooLarge, len(m.Payload), MaxPayload-metricsHead)
+	if limit := maxPayloadOf(m.Type); limit > 0 {
+		if n+len(m.Payload) > limit {
+			return b, fmt.Errorf("%w: a %d-byte %s payload (max %d)", ErrTooLarge, len(m.Payload), m.Type, limit-n)
 		}
 		n += len(m.Payload)
 	}
@@ -233,6 +268,8 @@ func Append(b []byte, m Message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, m.Seq)
 		b = append(b, boolByte(m.Final))
 		b = append(b, m.Payload...)
+	case TypeFailed:
+		b = append(b, m.Payload...)
 	case TypeRetire:
 		b = append(b, m.Reason)
 		b = binary.BigEndian.AppendUint64(b, m.Value)
@@ -244,6 +281,7 @@ func Append(b []byte, m Message) ([]byte, error) {
 		b = binary.BigEndian.AppendUint32(b, m.Active)
 		b = binary.BigEndian.AppendUint32(b, m.InFlight)
 		b = binary.BigEndian.AppendUint32(b, m.Workers)
+		b = binary.BigEndian.AppendUint32(b, m.Fewest)
 	}
 	return b, nil
 }
@@ -310,7 +348,13 @@ func parseHeader(h [headerLen]byte) (Type, uint32, error) {
 	if !ok {
 		return t, n, fmt.Errorf("%w: %d", ErrType, h[3])
 	}
-	if int(n) != want && !(t == TypeHeartbeat && n == heartbeatLenV1) && !(t == TypeMetrics && int(n) > want) {
+	if limit := maxPayloadOf(t); limit > 0 {
+		if int(n) < want || int(n) > limit {
+			return 0, 0, fmt.Errorf("%w: %s with %d bytes (want %d to %d)", ErrPayload, t, n, want, limit)
+		}
+		return t, n, nil
+	}
+	if int(n) != want && !(t == TypeHeartbeat && n == heartbeatLenV1) && !(t == TypePool && n == poolLenV1) {
 		return 0, 0, fmt.Errorf("%w: %s with %d bytes (want %d)", ErrPayload, t, n, want)
 	}
 	return t, n, nil
@@ -337,6 +381,8 @@ func decodePayload(t Type, p []byte) (Message, error) {
 			return Message{}, fmt.Errorf("%w: metrics final flag %d", ErrPayload, p[8])
 		}
 		m.Seq, m.Final, m.Payload = binary.BigEndian.Uint64(p), p[8] == 1, string(p[metricsHead:])
+	case TypeFailed:
+		m.Payload = string(p)
 	case TypeDrain:
 		d := binary.BigEndian.Uint64(p)
 		if d > uint64(1<<63-1) {
@@ -352,6 +398,10 @@ func decodePayload(t Type, p []byte) (Message, error) {
 		m.Active = binary.BigEndian.Uint32(p)
 		m.InFlight = binary.BigEndian.Uint32(p[4:])
 		m.Workers = binary.BigEndian.Uint32(p[8:])
+		m.Fewest = m.Active
+		if len(p) == poolLen {
+			m.Fewest = binary.BigEndian.Uint32(p[12:])
+		}
 	}
 	return m, nil
 }

@@ -25,7 +25,9 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypeListenersClosed},
 		{Type: TypeReadiness, Ready: true},
 		{Type: TypeReadiness, Reason: NotReadyStopping},
-		{Type: TypePool, Active: 300, InFlight: 12, Workers: 4},
+		{Type: TypePool, Active: 300, InFlight: 12, Workers: 4, Fewest: 70},
+		{Type: TypeFailed, Payload: "WorkerInit: dial tcp 10.0.0.5:5432: connection refused"},
+		{Type: TypeFailed},
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
@@ -97,7 +99,7 @@ func TestReadSkipsUnknownType(t *testing.T) {
 func TestTypeStrings(t *testing.T) {
 	for typ, want := range map[Type]string{
 		TypeReady: "ready", TypeHeartbeat: "heartbeat", TypeDrain: "drain", TypeQuit: "quit",
-		TypeCloseListeners: "close listeners", TypeListenersClosed: "listeners closed", 200: "type(200)",
+		TypeCloseListeners: "close listeners", TypeListenersClosed: "listeners closed", TypeFailed: "failed", 200: "type(200)",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("Type(%d).String() = %q, want %q", uint8(typ), got, want)
@@ -123,7 +125,8 @@ func FuzzRead(f *testing.F) {
 		{Type: TypeGather, Seq: 3},
 		{Type: TypeMetrics, Seq: 3, Final: true, Payload: "\x01\x05abcde"},
 		{Type: TypeCloseListeners}, {Type: TypeListenersClosed},
-		{Type: TypeReadiness, Ready: true}, {Type: TypePool, Active: 9, InFlight: 2, Workers: 2},
+		{Type: TypeReadiness, Ready: true}, {Type: TypePool, Active: 9, InFlight: 2, Workers: 2, Fewest: 4},
+		{Type: TypeFailed, Payload: "WorkerInit: no database"},
 	} {
 		b, _ := Append(nil, m)
 		f.Add(b)
@@ -131,6 +134,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte("GF\x01\x02\xff\xff\xff\xff"))
 	f.Add([]byte("GF\x01\xc8\x00\x00\x00\x03abcGF\x01\x04\x00\x00\x00\x00"))                    // unknown type, then quit
 	f.Add([]byte("GF\x01\x02\x00\x00\x00\x0c\x00\x00\x00\x00\x00\x00\x00\x2a\x00\x00\x00\x02")) // a heartbeat's first form
+	f.Add([]byte("GF\x01\x0c\x00\x00\x00\x0c\x00\x00\x00\x09\x00\x00\x00\x02\x00\x00\x00\x02")) // a pool message's first form
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -156,6 +160,13 @@ func FuzzRead(f *testing.F) {
 			// The first form: its fields re-encode in the current one.
 			if m.InFlight != 0 || m.RSS != 0 || !bytes.Equal(again[8:20], in[8:20]) {
 				t.Fatalf("first-form heartbeat %x decoded as %+v", in[:used], m)
+			}
+			return
+		}
+		if m.Type == TypePool && used == headerLen+poolLenV1 {
+			// The first form: Fewest is Active, the rest re-encodes.
+			if m.Fewest != m.Active || !bytes.Equal(again[8:20], in[8:20]) {
+				t.Fatalf("first-form pool message %x decoded as %+v", in[:used], m)
 			}
 			return
 		}
@@ -221,5 +232,26 @@ func TestMetricsFrame(t *testing.T) {
 	}
 	if _, err := Append(nil, Message{Type: TypeMetrics, Payload: big + "m"}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("a snapshot over the cap: %v, want ErrTooLarge", err)
+	}
+}
+
+// A Failed frame carries a text of any size up to MaxFailure; a longer
+// one is refused when written and when read.
+func TestFailedFrame(t *testing.T) {
+	text := strings.Repeat("e", MaxFailure)
+	b, err := Append(nil, Message{Type: TypeFailed, Payload: text})
+	if err != nil {
+		t.Fatalf("a text at the cap: %v", err)
+	}
+	if m, err := Read(bytes.NewReader(b)); err != nil || m.Payload != text {
+		t.Fatalf("Read = %d bytes, %v", len(m.Payload), err)
+	}
+	if _, err := Append(nil, Message{Type: TypeFailed, Payload: text + "e"}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a text over the cap: %v, want ErrTooLarge", err)
+	}
+	over := binary.BigEndian.AppendUint32([]byte("GF\x01\x0d"), MaxFailure+1)
+	over = append(over, text+"e"...)
+	if _, err := Read(bytes.NewReader(over)); !errors.Is(err, ErrPayload) {
+		t.Fatalf("Read(a text over the cap) = %v, want ErrPayload", err)
 	}
 }

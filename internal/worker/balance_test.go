@@ -1,6 +1,9 @@
 package worker
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"testing"
 )
@@ -27,6 +30,36 @@ func TestShareLimit(t *testing.T) {
 	}
 }
 
+// A worker holds back from Accept when it holds more than its share, or
+// its fair share while another holds fewer; not otherwise.
+func TestOverShare(t *testing.T) {
+	for _, tc := range []struct {
+		mine, conns, workers, fewest int
+		want                         bool
+	}{
+		{1, 4, 4, 0, true},     // 4 connections over 4 workers: one has none
+		{1, 4, 4, 1, false},    // one each
+		{0, 4, 4, 0, false},    // the one with none takes the next
+		{2, 4, 4, 1, true},     // over the limit (1)
+		{8, 32, 4, 8, false},   // even
+		{8, 32, 4, 7, true},    // at its share, another below
+		{7, 32, 4, 6, false},   // below its share: takes connections
+		{10, 16, 1, 16, false}, // alone
+	} {
+		w := &Worker{}
+		w.conns.conns = map[*trackedConn]struct{}{}
+		for range tc.mine {
+			w.conns.conns[&trackedConn{}] = struct{}{}
+		}
+		w.pool.conns.Store(int64(tc.conns))
+		w.pool.workers.Store(int64(tc.workers))
+		w.pool.fewest.Store(int64(tc.fewest))
+		if got := w.overShare(); got != tc.want {
+			t.Errorf("%+v: overShare %v, want %v", tc, got, tc.want)
+		}
+	}
+}
+
 // A worker holding more than its share sends exactly the excess of its
 // kept-alive clients away, each with a whole answer and "Connection:
 // close"; the others keep their connection.
@@ -38,7 +71,7 @@ func TestShedsTheConnectionsOverItsShare(t *testing.T) {
 		conns[i].send(t, "/")
 		conns[i].answer(t)
 	}
-	w.SetPool(18, 2) // fair 9, limit 9: 3 over
+	w.SetPool(18, 2, 6) // fair 9, limit 9: 3 over
 	closed := 0
 	for _, c := range conns {
 		c.send(t, "/")
@@ -52,7 +85,7 @@ func TestShedsTheConnectionsOverItsShare(t *testing.T) {
 		t.Fatalf("%d clients told to reconnect, want 3", closed)
 	}
 	// Alone (a scale-down to one worker), nothing is sent away.
-	w.SetPool(16, 1)
+	w.SetPool(16, 1, 16)
 	for _, c := range conns[5:] {
 		c.send(t, "/")
 		if resp := c.answer(t); resp.Close {
@@ -70,7 +103,7 @@ func TestHoldBackIsBounded(t *testing.T) {
 		c.send(t, "/")
 		c.answer(t)
 	}
-	w.SetPool(2, 2) // far over its share
+	w.SetPool(2, 2, 0) // far over its share
 	if !w.overShare() {
 		t.Fatal("not over its share")
 	}
@@ -94,12 +127,92 @@ func TestNoSheddingOnceListenersClosed(t *testing.T) {
 		conns[i].send(t, "/")
 		conns[i].answer(t)
 	}
-	w.SetPool(6, 2) // 3 over its share
+	w.SetPool(6, 2, 0) // 3 over its share
 	w.CloseListeners()
 	for _, c := range conns {
 		c.send(t, "/")
 		if resp := c.answer(t); resp.Close {
 			t.Fatal("a client was told to reconnect after the listeners closed")
 		}
+	}
+}
+
+// A worker waiting in Accept when the master's totals put it over its
+// share is woken, and holds back instead of taking the next connection.
+func TestOverShareWakesTheWaitingAccept(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Listeners: []net.Listener{ln}, Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := make(chan bool, 64)
+	hold := w.accepts[0].hold
+	w.accepts[0].hold = func() bool { over := hold(); holds <- over; return over }
+	w.Start()
+	defer func() { w.Quit(); w.Wait() }()
+	<-holds // waiting in Accept
+	for range 2 {
+		c := dial(t, w)
+		c.send(t, "/")
+		c.answer(t)
+		<-holds // back in Accept
+	}
+	w.SetPool(2, 2, 0) // 2 connections, limit 1: over
+	if over := <-holds; !over {
+		t.Fatal("woken, but not over its share")
+	}
+}
+
+// Two workers on one socket: the one over its share leaves new
+// connections to the other, which waits in Accept, and takes only those
+// the other leaves queued (about one in fifty here, when its short poll
+// meets an arrival).
+func TestOverShareWorkerLeavesConnectionsToOthers(t *testing.T) {
+	shared, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := shared.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared2, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(name string) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, name) })
+	}
+	// Each also has a listener of its own (start's): the busy one's
+	// holds connections before the test begins.
+	busy := start(t, Config{Listeners: []net.Listener{shared}, Handler: answer("busy")})
+	start(t, Config{Listeners: []net.Listener{shared2}, Handler: answer("free")})
+	for range 3 {
+		c := dial(t, busy)
+		c.send(t, "/")
+		c.answer(t)
+	}
+	busy.SetPool(3, 2, 0) // limit 2: over with 3, and more
+	counts := map[string]int{}
+	for range 40 {
+		c, err := net.Dial("tcp", shared.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		counts[string(b)]++
+	}
+	if counts["free"] < 30 {
+		t.Errorf("the worker under its share took %d of 40 connections (the one over it: %d)", counts["free"], counts["busy"])
 	}
 }

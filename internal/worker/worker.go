@@ -109,13 +109,15 @@ type Config struct {
 
 // Worker serves a handler on listeners until it is drained or quits.
 type Worker struct {
-	cfg   Config
-	log   *slog.Logger
-	srv   *http.Server
-	lns   []net.Listener // tracked, and signalling their first Accept
-	conns connTracker
-	h2    *h2Drainer
-	wg    sync.WaitGroup
+	cfg Config
+	log *slog.Logger
+	srv *http.Server
+	lns []net.Listener // tracked, and signalling their first Accept
+	// accepts are the shared listeners of lns (not Own), to wake their Accept (balance.go).
+	accepts []*acceptSignal
+	conns   connTracker
+	h2      *h2Drainer
+	wg      sync.WaitGroup
 
 	requests atomic.Uint64
 	notify   atomic.Pointer[notice] // see NotifyAt
@@ -171,9 +173,15 @@ func New(cfg Config) (*Worker, error) {
 	w.quitCtx, w.quitCancel = context.WithCancel(context.Background())
 	w.waiting.Store(int32(len(cfg.Listeners)))
 	for i, ln := range cfg.Listeners {
-		l := &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting, hold: w.holdBack, closed: make(chan struct{})}
+		l := &acceptSignal{Listener: w.conns.listener(ln), onFirst: w.accepting, closed: make(chan struct{})}
 		if cfg.Own != nil && cfg.Own[i] {
-			l.hold, l.own = nil, true
+			l.own = true // no holding back: no other worker serves its queue
+		} else {
+			l.hold = w.holdBack
+			if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
+				l.deadline = d.SetDeadline
+			}
+			w.accepts = append(w.accepts, l)
 		}
 		w.lns = append(w.lns, l)
 	}
@@ -241,8 +249,16 @@ func (w *Worker) wrap(h http.Handler) http.Handler {
 // Start serves every listener, each in its own goroutine, and returns at
 // once. Ready tells when they all accept; Failed, when one has stopped.
 func (w *Worker) Start() {
+	// Every listener's TLS is read before any server runs: net/http's
+	// HTTP/2 set-up gives a server without a TLSConfig an empty one when
+	// its first Serve begins, and a listener read after that would be
+	// served as TLS without a certificate.
+	tcs := make([]*tls.Config, len(w.lns))
+	for i := range w.lns {
+		tcs[i] = w.tlsOf(i)
+	}
 	for i, ln := range w.lns {
-		w.wg.Go(func() { w.serve(ln, w.tlsOf(i)) })
+		w.wg.Go(func() { w.serve(ln, tcs[i], w.cfg.TLS != nil) })
 	}
 }
 
@@ -271,12 +287,15 @@ func (w *Worker) tlsOf(i int) *tls.Config {
 	return w.cfg.TLS[i]
 }
 
-func (w *Worker) serve(ln net.Listener, tc *tls.Config) {
+// serve serves ln: plain HTTP without tc; with it, TLS — with the
+// server's own TLSConfig through ServeTLS, or with the listener's own
+// (Config.TLS) through a TLS listener.
+func (w *Worker) serve(ln net.Listener, tc *tls.Config, own bool) {
 	var err error
 	switch {
 	case tc == nil:
 		err = w.srv.Serve(ln)
-	case tc == w.srv.TLSConfig:
+	case !own:
 		err = w.srv.ServeTLS(ln, "", "")
 	default:
 		err = w.srv.Serve(tls.NewListener(ln, w.listenerTLS(tc)))

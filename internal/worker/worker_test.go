@@ -477,3 +477,31 @@ func TestNotifyAt(t *testing.T) {
 		}
 	}
 }
+
+// Two plain listeners on a server without a TLSConfig both serve plain
+// HTTP: net/http's HTTP/2 set-up, run by the first Serve, gives the server
+// an empty TLSConfig, which a listener started after it must not take for
+// its own.
+func TestPlainListenersStayPlain(t *testing.T) {
+	second, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, Config{Handler: newGated(), Listeners: []net.Listener{second, third}})
+	for _, a := range w.Addrs() {
+		resp, err := http.Get("http://" + a.String() + "/")
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		resp.Body.Close()
+	}
+	select {
+	case err := <-w.Failed():
+		t.Fatal(err)
+	default:
+	}
+}

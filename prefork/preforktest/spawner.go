@@ -59,7 +59,7 @@ func (s *Spawner) Spawn(spec prefork.WorkerSpec) (prefork.Process, error) {
 	}
 	w := &Worker{
 		Slot: spec.Slot, Generation: spec.Generation, Env: spec.Env, Listeners: len(spec.Listeners),
-		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16), limit: make(chan uint64, 16), gather: make(chan uint64, 1024), readiness: make(chan Readiness, 1024),
+		pid: pid, conn: conn, told: make(chan control.Message, 16), closeAsked: make(chan struct{}, 16), limit: make(chan uint64, 16), gather: make(chan uint64, 1024), readiness: make(chan Readiness, 1024), pool: make(chan Pool, 1024),
 		exited: make(chan struct{}), signals: make(chan os.Signal, 16),
 	}
 	go w.read()
@@ -96,6 +96,7 @@ type Worker struct {
 	limit      chan uint64 // RequestLimit messages
 	gather     chan uint64 // Gather messages' scrape numbers
 	readiness  chan Readiness
+	pool       chan Pool
 	once       sync.Once
 	exited     chan struct{}
 	exit       prefork.Exit
@@ -149,6 +150,13 @@ func (w *Worker) Report(u Usage) error {
 // whose handler ran for d past the request timeout and its grace.
 func (w *Worker) RetireRunaway(d time.Duration) error {
 	return w.send(control.Message{Type: control.TypeRetire, Reason: control.RetireRunaway, Value: uint64(d)})
+}
+
+// Fail tells the master why the worker is about to exit, as a worker
+// whose WorkerInit hook failed does before Exit: the exit's
+// prefork.Exit.Failure, and a boot failure's error, quote reason.
+func (w *Worker) Fail(reason string) error {
+	return w.send(control.Message{Type: control.TypeFailed, Payload: reason})
 }
 
 // SendRaw writes bytes as they are to the control channel, to test how the
@@ -278,6 +286,18 @@ func (w *Worker) WaitReadiness(t testing.TB) Readiness {
 	return await(t, w, w.readiness, "was told nothing of the pool's readiness")
 }
 
+// Pool is what the master told a worker of the pool, for balancing: its
+// open connections and handlers in flight, its serving workers, and the
+// fewest connections one of them holds.
+type Pool struct{ Conns, InFlight, Workers, Fewest int }
+
+// WaitPool waits for the next Pool message the master sends the worker (in
+// answer to its heartbeat), and returns it.
+func (w *Worker) WaitPool(t testing.TB) Pool {
+	t.Helper()
+	return await(t, w, w.pool, "was told nothing of the pool")
+}
+
 // WaitSignal waits until the master signals the worker.
 func (w *Worker) WaitSignal(t testing.TB) os.Signal {
 	t.Helper()
@@ -302,7 +322,11 @@ func (w *Worker) read() {
 			continue
 		}
 		if m.Type == control.TypePool {
-			continue // the pool's totals, for balancing: the fake does not balance
+			select {
+			case w.pool <- Pool{Conns: int(m.Active), InFlight: int(m.InFlight), Workers: int(m.Workers), Fewest: int(m.Fewest)}:
+			default: // a test that never looks: the master must not care
+			}
+			continue
 		}
 		if m.Type == control.TypeReadiness {
 			select {

@@ -202,6 +202,9 @@ type Result struct {
 	// Reused is set when the request went on a connection that had
 	// already carried a response (kept alive), not one dialled for it.
 	Reused bool
+	// Conn is the index of the client connection (the load goroutine)
+	// that sent the request.
+	Conn int32
 }
 
 // Outcome is what one request returned.
@@ -305,6 +308,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig, start time.Time) (*LoadResult,
 		wg.Go(func() {
 			defer r.Close()
 			perConn[i], samples[i], unfinished[i] = loadLoop(ctx, r, start, take, cfg.OnPID)
+			for j := range perConn[i] {
+				perConn[i][j].Conn = int32(i)
+			}
 		})
 	}
 	wg.Wait()

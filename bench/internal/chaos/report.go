@@ -196,6 +196,11 @@ type Summary struct {
 	// SteadySlotShares counts them after the warm-up only: how the load
 	// is spread once the start's burst of connections has settled.
 	SteadySlotShares map[int]int `json:"steady_slot_counts"`
+	// SteadyConnShares counts the client's connections per slot — the
+	// slot of each connection's latest answer — at ConnSamples instants
+	// spread over the steady window, summed: how the open connections,
+	// not the requests, are spread.
+	SteadyConnShares map[int]int `json:"steady_conn_counts"`
 	// MasterExit says how the target's master ended at the end of the run.
 	MasterExit string     `json:"master_exit"`
 	Leftovers  []Leftover `json:"leftovers"`
@@ -244,6 +249,7 @@ func (s *Summary) Summarize(results []Result, warmup, total time.Duration) {
 	s.latencies(lat)
 	s.pidShares(shares)
 	s.windows(warmup, total)
+	s.SteadyConnShares = connShares(results, warmup, time.Duration(s.SteadyWindow[1]*float64(time.Second)))
 	for i := range s.Faults {
 		s.Faults[i].recovery(s.Buckets, s.SteadyRPS)
 	}
@@ -502,4 +508,46 @@ func runFileName(target string, st *RecycleStats, round int) string {
 		n += "-r" + strconv.Itoa(round)
 	}
 	return n
+}
+
+// ConnSamples is how many instants connShares samples.
+const ConnSamples = 8
+
+// connShares counts, at ConnSamples instants evenly spread over
+// (from, to], each connection under the slot of its latest successful
+// answer, if it had one since the previous instant (a connection that
+// went quiet or failed is not counted). results must hold each
+// connection's results in order of End (as Run returns them).
+func connShares(results []Result, from, to time.Duration) map[int]int {
+	out := make(map[int]int)
+	if to <= from {
+		return out
+	}
+	at := func(k int) time.Duration { return from + (to-from)*time.Duration(k)/ConnSamples }
+	for i := 0; i < len(results); {
+		j := i
+		for j < len(results) && results[j].Conn == results[i].Conn {
+			j++
+		}
+		k, slot, fresh := 1, -2, false
+		for _, r := range results[i:j] {
+			for k <= ConnSamples && r.End > at(k) {
+				if fresh {
+					out[slot]++
+				}
+				k, fresh = k+1, false
+			}
+			if r.Cause == OK && r.End > at(k-1) {
+				slot, fresh = int(r.Slot), true
+			}
+		}
+		for ; k <= ConnSamples; k++ {
+			if fresh && at(k) <= to {
+				out[slot]++
+			}
+			fresh = false
+		}
+		i = j
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +225,29 @@ func TestNiceTicks(t *testing.T) {
 	}
 	if h := humanize(12500); h != "12.5k" {
 		t.Errorf("humanize(12500) = %q", h)
+	}
+}
+
+// connShares counts each connection at each sampled instant under the
+// slot of its latest answer since the previous instant.
+func TestConnShares(t *testing.T) {
+	ms := time.Millisecond
+	var rs []Result
+	for e := 1; e <= 80; e++ { // conn 0: slot 0 every 10 ms, from 10 to 800 ms
+		rs = append(rs, Result{Conn: 0, End: time.Duration(e) * 10 * ms, Cause: OK, Slot: 0})
+	}
+	for e := 1; e <= 80; e++ { // conn 1: slot 1, then slot 2 from 405 ms on
+		slot := int16(1)
+		if e*10 >= 405 {
+			slot = 2
+		}
+		rs = append(rs, Result{Conn: 1, End: time.Duration(e)*10*ms - 5*ms, Cause: OK, Slot: slot})
+	}
+	// conn 2: answers until 150 ms, then only failures: counted once.
+	rs = append(rs, Result{Conn: 2, End: 150 * ms, Cause: OK, Slot: 1}, Result{Conn: 2, End: 300 * ms, Cause: CauseReset})
+	got := connShares(rs, 0, 800*ms) // instants at 100, 200, … 800 ms
+	want := map[int]int{0: 8, 1: 4 + 1, 2: 4}
+	if !maps.Equal(got, want) {
+		t.Errorf("connShares = %v, want %v", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,12 +32,15 @@ const (
 	TUvicorn              = "uvicorn"
 	// gracefork's multi-process mode with a 2 s shutdown delay.
 	TGraceforkDelay = "gracefork-delay"
+	// gracefork whose workers each have every core (GOMAXPROCS set in
+	// their environment), not GOMAXPROCS/workers: the split's baseline.
+	TGraceforkAllCores = "gracefork-allcores"
 	// gracefork with a listening socket per worker (-reuse-port, Linux).
 	TGraceforkReusePort = "gracefork-reuseport"
 )
 
 // TargetNames lists the known targets.
-var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn, TGraceforkDelay, TGraceforkReusePort}
+var TargetNames = []string{TGracefork, TNetHTTP, TFastHTTP, TGunicorn, TGraceforkSingle, TGraceforkSingleDelay, TUvicorn, TGraceforkDelay, TGraceforkAllCores, TGraceforkReusePort}
 
 // SingleShutdownDelay is gracefork-single-delay's and gracefork-delay's
 // -shutdown-delay.
@@ -96,10 +100,16 @@ func LookupTarget(name string) (*Target, error) {
 		return &Target{Name: name, Prefork: true, build: buildGracefork, readyz: "/readyz",
 			recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements}, nil
 	case TGraceforkDelay:
-		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: graceforkWith("-shutdown-delay", SingleShutdownDelay.String())}, nil
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: graceforkVariant(func(cmd *exec.Cmd) {
+			cmd.Args = append(cmd.Args, "-shutdown-delay", SingleShutdownDelay.String())
+		})}, nil
 	case TGraceforkReusePort:
-		return &Target{Name: name, Prefork: true, build: graceforkWith("-reuse-port"), readyz: "/readyz",
-			recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements}, nil
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", recycleArgs: graceforkRecycleArgs, replacements: graceforkReplacements,
+			build: graceforkVariant(func(cmd *exec.Cmd) { cmd.Args = append(cmd.Args, "-reuse-port") })}, nil
+	case TGraceforkAllCores:
+		return &Target{Name: name, Prefork: true, readyz: "/readyz", build: graceforkVariant(func(cmd *exec.Cmd) {
+			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(runtime.NumCPU()))
+		})}, nil
 	case TNetHTTP:
 		why := "not supported by nethttp (single process, no workers, no signal handling)"
 		return &Target{Name: name, build: buildNetHTTP, unsupported: map[Action]string{
@@ -168,8 +178,8 @@ func buildGracefork(ctx context.Context, env BuildEnv) (*launcher, error) {
 	}}, nil
 }
 
-// graceforkWith builds the gracefork target with more flags.
-func graceforkWith(flags ...string) func(ctx context.Context, env BuildEnv) (*launcher, error) {
+// graceforkVariant builds examples/hello, whose commands adjust changes.
+func graceforkVariant(adjust func(*exec.Cmd)) func(context.Context, BuildEnv) (*launcher, error) {
 	return func(ctx context.Context, env BuildEnv) (*launcher, error) {
 		l, err := buildGracefork(ctx, env)
 		if err != nil {
@@ -177,7 +187,9 @@ func graceforkWith(flags ...string) func(ctx context.Context, env BuildEnv) (*la
 		}
 		multi := l.command
 		l.command = func(addr string, workers int, extra []string) *exec.Cmd {
-			return multi(addr, workers, append(append([]string(nil), flags...), extra...))
+			cmd := multi(addr, workers, extra)
+			adjust(cmd)
+			return cmd
 		}
 		return l, nil
 	}
