@@ -253,12 +253,16 @@ func (w *Worker) Start() {
 	// HTTP/2 set-up gives a server without a TLSConfig an empty one when
 	// its first Serve begins, and a listener read after that would be
 	// served as TLS without a certificate.
+	// The server's own TLSConfig goes through ServeTLS (whose HTTP/2
+	// set-up checks it), a listener's own through a TLS listener.
 	tcs := make([]*tls.Config, len(w.lns))
+	own := make([]bool, len(w.lns))
 	for i := range w.lns {
 		tcs[i] = w.tlsOf(i)
+		own[i] = tcs[i] != w.srv.TLSConfig
 	}
 	for i, ln := range w.lns {
-		w.wg.Go(func() { w.serve(ln, tcs[i], w.cfg.TLS != nil) })
+		w.wg.Go(func() { w.serve(ln, tcs[i], own[i]) })
 	}
 }
 
