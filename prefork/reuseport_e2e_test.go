@@ -267,7 +267,8 @@ func scaleCycles(t *testing.T, p *proc, at *int, load *strictLoad, n int) (reset
 // The same with a new connection for every request, the load that keeps
 // the most in a socket's queue. What a scale-down can still lose is a
 // connection whose handshake completes between the master's last look at
-// the queue and the close: reset, never left hanging. Measured: none in
+// the queue and the close: reset (or closed before any answer), never
+// left hanging. Measured: none in
 // 20 scale-downs (70,013 requests, 8 clients, tcp_migrate_req=0); closing
 // at once instead, while the worker still accepts, lost 27 in 20. The
 // test allows one reset per scale-down, and none with
@@ -293,8 +294,11 @@ func TestE2EReusePortScaleDownUnderChurn(t *testing.T) {
 		t.Errorf("%d requests failed in %d scale-downs, want at most %d", len(failed), cycles, allowed)
 	}
 	for _, f := range failed {
-		if !strings.Contains(f, "connection reset by peer") {
-			t.Errorf("a failure that is not a reset: %s", f)
+		// Reset, or closed before any answer (seen once in 9 runs:
+		// "unexpected EOF"): the connection was dropped, never left
+		// hanging.
+		if !strings.Contains(f, "connection reset by peer") && !strings.Contains(f, "EOF") {
+			t.Errorf("a failure that is neither a reset nor a close: %s", f)
 		}
 	}
 	p.signal(syscall.SIGTERM)
