@@ -563,18 +563,7 @@ func (m *master) onAction(r request) {
 			m.forwardStop(a)
 		}
 	}
-	if m.stopping && a != signals.Quit {
-		r.answer(ErrServerClosed)
-		return
-	}
-	if m.delaying && refusedWhileDelaying(a) {
-		m.emit(Event{Kind: EventActionRefused, Action: a, Detail: "stopping after the shutdown delay"})
-		r.answer(ErrServerClosed)
-		return
-	}
-	if (a == signals.AddWorker || a == signals.RemoveWorker || a == signals.StopWorkers) && m.scaleRefused() {
-		m.emit(Event{Kind: EventActionRefused, Action: a, Detail: errScaleDuringUpgrade.Error()})
-		r.answer(errScaleDuringUpgrade)
+	if m.refused(r) {
 		return
 	}
 	switch a {
@@ -601,6 +590,26 @@ func (m *master) onAction(r request) {
 		m.reopenLogs()
 	}
 	r.answer(nil)
+}
+
+// refused answers r, and reports true, when its action cannot run now: a
+// stop has begun (only Quit hurries it), a shutdown delay runs, or a
+// scale would split per-slot sockets between two masters.
+func (m *master) refused(r request) bool {
+	a := r.a
+	switch {
+	case m.stopping && a != signals.Quit:
+		r.answer(ErrServerClosed)
+	case m.delaying && refusedWhileDelaying(a):
+		m.emit(Event{Kind: EventActionRefused, Action: a, Detail: "stopping after the shutdown delay"})
+		r.answer(ErrServerClosed)
+	case (a == signals.AddWorker || a == signals.RemoveWorker || a == signals.StopWorkers) && m.scaleRefused():
+		m.emit(Event{Kind: EventActionRefused, Action: a, Detail: errScaleDuringUpgrade.Error()})
+		r.answer(errScaleDuringUpgrade)
+	default:
+		return false
+	}
+	return true
 }
 
 func cancelRestart(s *slot) {
