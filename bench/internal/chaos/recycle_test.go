@@ -67,7 +67,7 @@ func TestRecycleArgs(t *testing.T) {
 	}
 	for _, name := range TargetNames {
 		tg, _ := LookupTarget(name)
-		if can := tg.recycleArgs != nil; can != (name == TGracefork || name == TGunicorn) {
+		if can := tg.recycleArgs != nil; can != (name == TGracefork || name == TGraceforkReusePort || name == TGunicorn) {
 			t.Errorf("%s: recycles = %v", name, can)
 		}
 	}
