@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/http"
 	"os/user"
 	"runtime"
 	"strconv"
@@ -22,7 +24,9 @@ type Listener struct {
 	Addr string
 	// TLSConfig, if set, makes this address serve TLS with it (set
 	// Certificates, GetCertificate or GetConfigForClient); HTTP/2 is
-	// offered as Options.Server's protocols allow. Nil serves plain HTTP
+	// offered as Options.Server's protocols allow, and a configuration
+	// HTTP/2 rejects (a TLS 1.2 cipher list without one it requires) is
+	// refused by New. Nil serves plain HTTP
 	// here, whatever Options.Server.TLSConfig says: that one applies to
 	// Addr and Addrs only.
 	TLSConfig *tls.Config
@@ -56,6 +60,9 @@ func (c *config) parseListeners() error {
 		if err := checkTLS(field+".TLSConfig", l.TLSConfig); err != nil {
 			return err
 		}
+		if err := checkHTTP2(field+".TLSConfig", l.TLSConfig, c.Server); err != nil {
+			return err
+		}
 		p, err := l.perm(field, c.addrs[len(c.addrs)-1])
 		if err != nil {
 			return err
@@ -73,6 +80,36 @@ func checkTLS(field string, t *tls.Config) error {
 	}
 	return nil
 }
+
+// checkHTTP2 refuses a listener's own TLS configuration that net/http's
+// HTTP/2 rejects (a TLS 1.2 cipher list without one HTTP/2 requires), as
+// ServeTLS refuses the server's own in the worker — here, before any
+// process starts. srv's protocols apply: without HTTP/2 nothing is
+// checked.
+func checkHTTP2(field string, t *tls.Config, srv *http.Server) error {
+	if t == nil {
+		return nil
+	}
+	probe := &http.Server{TLSConfig: t.Clone()}
+	if srv != nil {
+		probe.Protocols, probe.TLSNextProto = srv.Protocols, srv.TLSNextProto
+	}
+	// ServeTLS sets HTTP/2 up, then serves a listener that accepts
+	// nothing: any other error is the set-up's.
+	if err := probe.ServeTLS(noAccept{}, "", ""); !errors.Is(err, errNoAccept) {
+		return &OptionError{Field: field, Value: phrase("a tls.Config HTTP/2 rejects"), Reason: err.Error()}
+	}
+	return nil
+}
+
+// noAccept is a listener whose Accept fails at once.
+type noAccept struct{}
+
+var errNoAccept = errors.New("no accept")
+
+func (noAccept) Accept() (net.Conn, error) { return nil, errNoAccept }
+func (noAccept) Close() error              { return nil }
+func (noAccept) Addr() net.Addr            { return &net.TCPAddr{} }
 
 // perm checks the unix socket settings of l, bound at a, and resolves its
 // owner and group.
