@@ -82,8 +82,10 @@ func TestE2EHandlerChildrenInheritNoIgnoredSignals(t *testing.T) {
 // socket nor the listeners.
 func TestE2EBootChildInheritsNoSockets(t *testing.T) {
 	p := startMaster(t, "TEST_WORKERS=1", "TEST_BOOT_CHILD=1")
-	var at int
-	rec := p.waitLog(&at, "boot child", nil)
+	// Two cursors: the worker's own line passes through its stderr pipe,
+	// and may reach the output before or after the master's "ready".
+	var at, child int
+	rec := p.waitLog(&child, "boot child", nil)
 	if rec["out"] != "sockets=" || rec["err"] != "<nil>" {
 		t.Fatalf("a child started at boot reports %q (err %v), want no sockets", rec["out"], rec["err"])
 	}
