@@ -205,6 +205,10 @@ type Result struct {
 	// Conn is the index of the client connection (the load goroutine)
 	// that sent the request.
 	Conn int32
+	// ConnPID is, for a failed request on a kept-alive connection of the
+	// strict client, the pid that answered the connection's previous
+	// request: the worker that held the connection. 0 otherwise.
+	ConnPID int32
 }
 
 // Outcome is what one request returned.
@@ -347,6 +351,12 @@ func loadLoop(ctx context.Context, r requester, start time.Time, take func() boo
 	samples := loopSamples{byCause: make(map[Cause]string), byKey: make(map[string]string)}
 	cut := time.Duration(-1)
 	lastPID := 0
+	// prevOK is the pid that answered this loop's previous request, 0 if
+	// it failed. The strict client keeps one connection and drops it on
+	// a failure, so a kept-alive request's connection is the one prevOK
+	// answered on.
+	_, strict := r.(*StrictClient)
+	prevOK := int32(0)
 	for !runOver(ctx) && take() {
 		t0 := time.Now()
 		o := r.Do(ctx)
@@ -355,8 +365,15 @@ func loadLoop(ctx context.Context, r requester, start time.Time, take func() boo
 			cut = t1.Sub(t0) // cut by the end of the run, not the target's fault
 			break
 		}
-		out = append(out, Result{End: t1.Sub(start), Latency: t1.Sub(t0), Cause: o.Cause, PID: int32(o.PID), Slot: int16(o.Slot),
-			Stage: o.Stage, Kind: o.Kind, Reused: o.Reused})
+		res := Result{End: t1.Sub(start), Latency: t1.Sub(t0), Cause: o.Cause, PID: int32(o.PID), Slot: int16(o.Slot),
+			Stage: o.Stage, Kind: o.Kind, Reused: o.Reused}
+		if strict && o.Cause != OK && o.Reused {
+			res.ConnPID = prevOK
+		}
+		if prevOK = 0; o.Cause == OK {
+			prevOK = int32(o.PID)
+		}
+		out = append(out, res)
 		if o.Err != nil {
 			if _, ok := samples.byCause[o.Cause]; !ok {
 				samples.byCause[o.Cause] = o.Err.Error()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -193,6 +194,43 @@ func TestStrictClientNeverRetries(t *testing.T) {
 	}
 	if o := c.Do(t.Context()); o.Cause != OK {
 		t.Fatalf("third Do after redial: %v %v", o.Cause, o.Err)
+	}
+}
+
+// A request lost on a kept-alive connection names the worker that held
+// the connection (it answered the previous request), so that a crash's
+// own losses can be told from others'; a dialled one names none.
+func TestRunLoadNamesTheWorkerOfALostConnection(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c := hijack(t, w)
+		if c == nil {
+			return
+		}
+		// Each connection is "another worker": it answers once, then
+		// closes on the next request without answering it.
+		pid := 40 + conns.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npid="+strconv.FormatInt(pid, 10))
+		buf := make([]byte, 1)
+		_, _ = c.Read(buf)
+		_ = c.Close()
+	}))
+	defer srv.Close()
+	lr, err := RunLoad(t.Context(), LoadConfig{
+		Addr: addrOf(srv), Conns: 1, Duration: time.Minute, Requests: 4, Timeout: 5 * time.Second, Mode: Strict,
+	}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Result{{Cause: OK, PID: 41}, {Cause: CauseReset, Reused: true, ConnPID: 41}, {Cause: OK, PID: 42}, {Cause: CauseReset, Reused: true, ConnPID: 42}}
+	if len(lr.Results) != len(want) {
+		t.Fatalf("got %d results, want %d", len(lr.Results), len(want))
+	}
+	for i, w := range want {
+		r := lr.Results[i]
+		if r.Cause != w.Cause || r.PID != w.PID || r.Reused != w.Reused || r.ConnPID != w.ConnPID {
+			t.Errorf("result %d: cause %v pid %d reused %v conn pid %d, want %v %d %v %d", i, r.Cause, r.PID, r.Reused, r.ConnPID, w.Cause, w.PID, w.Reused, w.ConnPID)
+		}
 	}
 }
 

@@ -46,6 +46,7 @@ type Instance struct {
 	masterST   uint64
 	targeted   map[int]bool // workers already hit by kill9/stop in this round
 	stopped    []int        // SIGSTOPped workers, to SIGCONT
+	killed     []int        // SIGKILLed workers (Killed)
 	answeredBy map[int]bool // pids that served a request
 	termAt     time.Time    // when the term action signalled termMaster
 	termMaster int
@@ -342,7 +343,17 @@ func (in *Instance) hitWorker(a Action) (string, error) {
 		in.mu.Unlock()
 		return fmt.Sprintf("stopped worker pid=%d", w), nil
 	}
+	in.mu.Lock()
+	in.killed = append(in.killed, w)
+	in.mu.Unlock()
 	return fmt.Sprintf("killed worker pid=%d", w), nil
+}
+
+// Killed returns the workers the kill9 action SIGKILLed, in order.
+func (in *Instance) Killed() []int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.killed)
 }
 
 // ResumeStopped sends SIGCONT to every worker stopped by the stop action.

@@ -59,6 +59,12 @@ type Losses struct {
 	// kept-alive one that had carried a response.
 	AcceptedNew       int `json:"accepted_new_conn"`
 	AcceptedKeptAlive int `json:"accepted_kept_alive"`
+	// OnKilledWorker counts the AcceptedKeptAlive requests whose
+	// connection a worker the run SIGKILLed held (it answered the
+	// connection's previous request): a crash's own loss. The rest were
+	// lost on connections of workers that did not crash. Strict client
+	// only.
+	OnKilledWorker int `json:"on_killed_worker"`
 	// Refused counts dials refused at once (ECONNREFUSED).
 	Refused int `json:"refused"`
 	// DialTimeout counts dials that met their connect bound (a full
@@ -95,8 +101,9 @@ func LossOf(stage Stage, k ErrKind) string {
 	return "other"
 }
 
-// add counts one failed request.
-func (l *Losses) add(r Result) {
+// add counts one failed request; killed holds the workers the run
+// SIGKILLed.
+func (l *Losses) add(r Result, killed map[int32]bool) {
 	if l.ByError == nil {
 		l.ByError = make(map[string]int)
 	}
@@ -106,6 +113,9 @@ func (l *Losses) add(r Result) {
 		l.Accepted++
 		if r.Reused {
 			l.AcceptedKeptAlive++
+			if killed[r.ConnPID] && r.ConnPID != 0 {
+				l.OnKilledWorker++
+			}
 		} else {
 			l.AcceptedNew++
 		}
@@ -171,6 +181,8 @@ type Summary struct {
 	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 	// Losses splits Failed by where the requests failed.
 	Losses Losses `json:"losses"`
+	// KilledWorkers lists the workers the run's faults SIGKILLed.
+	KilledWorkers []int `json:"killed_workers,omitempty"`
 	// Stop is set when the term action signalled the master.
 	Stop *StopReport `json:"stop,omitempty"`
 
@@ -223,6 +235,10 @@ func (s *Summary) Summarize(results []Result, warmup, total time.Duration) {
 	s.SteadySlotShares = make(map[int]int)
 	lat := make([]time.Duration, 0, len(results))
 	s.Losses.ByError = make(map[string]int)
+	killed := make(map[int32]bool, len(s.KilledWorkers))
+	for _, pid := range s.KilledWorkers {
+		killed[int32(pid)] = true
+	}
 	for _, r := range results {
 		s.Requests++
 		if s.Stop != nil && r.End >= s.Stop.termAfter && r.Cause == OK {
@@ -232,7 +248,7 @@ func (s *Summary) Summarize(results []Result, warmup, total time.Duration) {
 		if r.Cause != OK {
 			s.Failed++
 			s.FailedBy[r.Cause.String()]++
-			s.Losses.add(r)
+			s.Losses.add(r, killed)
 			if s.Stop != nil && r.End < s.Stop.termAfter {
 				s.Stop.FailedBefore++
 			}
@@ -379,6 +395,10 @@ func (s *Summary) writeLosses(w io.Writer) {
 	l := s.Losses
 	fmt.Fprintf(w, "failed by stage: lost on accepted connections %d (new %d, kept-alive %d), refused dials %d, timeouts dial %d response %d, other %d\n",
 		l.Accepted, l.AcceptedNew, l.AcceptedKeptAlive, l.Refused, l.DialTimeout, l.ResponseTimeout, l.Other)
+	if len(s.KilledWorkers) > 0 && s.Client == string(Strict) {
+		fmt.Fprintf(w, "  kept-alive losses on connections of the %d killed workers: %d; on connections of other workers: %d\n",
+			len(s.KilledWorkers), l.OnKilledWorker, l.AcceptedKeptAlive-l.OnKilledWorker)
+	}
 	if len(l.ByError) == 0 {
 		return
 	}

@@ -141,6 +141,7 @@ func Run(ctx context.Context, name string, cfg RunConfig) (*Summary, error) {
 		s.ErrorSamples[c.String()] = e
 	}
 	s.Losses.Samples = lr.KindSamples
+	s.KilledWorkers = in.Killed()
 	s.Summarize(lr.Results, cfg.Warmup, total)
 	if cfg.Recycle != nil {
 		log, err := os.ReadFile(s.LogPath)

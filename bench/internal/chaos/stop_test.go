@@ -89,17 +89,17 @@ func TestLossesCount(t *testing.T) {
 	var l Losses
 	for _, r := range []Result{
 		{Stage: StageRead, Kind: KindConnReset},
-		{Stage: StageRead, Kind: KindEOF, Reused: true},
-		{Stage: StageWrite, Kind: KindBrokenPipe, Reused: true},
+		{Stage: StageRead, Kind: KindEOF, Reused: true, ConnPID: 7},
+		{Stage: StageWrite, Kind: KindBrokenPipe, Reused: true, ConnPID: 8},
 		{Stage: StageDial, Kind: KindRefused},
 		{Stage: StageDial, Kind: KindRefused},
 		{Stage: StageDial, Kind: KindDeadline},
 		{Stage: StageRead, Kind: KindDeadline, Reused: true},
 		{Stage: StageRead, Kind: Kind5xx},
 	} {
-		l.add(r)
+		l.add(r, map[int32]bool{7: true}) // pid 7 was killed, 8 was not
 	}
-	want := Losses{Accepted: 3, AcceptedNew: 1, AcceptedKeptAlive: 2, Refused: 2, DialTimeout: 1, ResponseTimeout: 1, Other: 1}
+	want := Losses{Accepted: 3, AcceptedNew: 1, AcceptedKeptAlive: 2, OnKilledWorker: 1, Refused: 2, DialTimeout: 1, ResponseTimeout: 1, Other: 1}
 	got := l
 	got.ByError = nil
 	if fmt.Sprint(got) != fmt.Sprint(want) {
