@@ -352,10 +352,14 @@ func (m *master) pause(ss *slotSockets, s *slotSocket, why string) {
 	}
 	s.paused = true
 	if n > 0 {
+		conns := fmt.Sprintf("%d connections were", n)
+		if n == 1 {
+			conns = "1 connection was"
+		}
 		if m.migrate {
-			ev.Detail += fmt.Sprintf("; the %d connections in its queue moved to another slot's socket (tcp_migrate_req=1)", n)
+			ev.Detail += "; " + conns + " waiting in its queue: moved to another slot's socket (tcp_migrate_req=1)"
 		} else {
-			ev.Err = fmt.Errorf("%d connections were waiting in its queue: reset", n)
+			ev.Err = errors.New(conns + " waiting in its queue: reset")
 		}
 	}
 	m.emit(ev)
