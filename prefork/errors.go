@@ -30,9 +30,9 @@ var ErrUnsupported = fmt.Errorf("prefork: multi-process mode is not available on
 // bound or process started.
 type OptionError struct {
 	Field  string // e.g. "Workers" or "Addrs[1]"
-	Value  any
-	Reason string
-	Err    error // the cause, when there is one (a failed bind)
+	Value  any    // the value given; Error writes it as a person would ("-1s")
+	Reason string // why it cannot work
+	Err    error  // the cause, when there is one (a failed bind)
 
 	env bool // Field names an environment variable, not an Options field
 }
@@ -70,8 +70,8 @@ func (e *OptionError) Unwrap() error { return e.Err }
 // not ready within BootTimeout — and no worker could serve instead: at
 // start, before the first "serving", or when every slot fails.
 type BootError struct {
-	Slot     int
-	Attempts int
+	Slot     int // the slot whose workers failed
+	Attempts int // boots tried in a row, MaxBootFailures when Run gave up
 	// Exit is how the last attempt ended; its Stderr holds the lines it
 	// wrote last.
 	Exit     Exit

@@ -220,22 +220,22 @@ func (k EventKind) String() string { return k.spec().name }
 // Event is something that happened in the master. Only the fields its Kind
 // names are set.
 type Event struct {
-	Kind       EventKind
-	Time       time.Time
-	Slot       int
-	Generation int
-	Pid        int
-	Addr       string
-	Exit       Exit
-	Expected   bool // the master asked the worker to stop (never one it killed: at BootTimeout, hung, ...)
-	Delay      time.Duration
-	Action     signals.Action
+	Kind       EventKind      // what happened
+	Time       time.Time      // when the master saw it
+	Slot       int            // the worker's slot
+	Generation int            // the worker's generation (see WorkerStatus)
+	Pid        int            // the worker's process id; the new master's for EventUpgraded and the like, an orphan's for EventOrphanReaped
+	Addr       string         // a listening address
+	Exit       Exit           // how a worker ended
+	Expected   bool           // the master asked the worker to stop (never one it killed: at BootTimeout, hung, ...)
+	Delay      time.Duration  // a backoff before the next spawn, or a duration the kind names
+	Action     signals.Action // the action a signal or an API call asked for
 	Workers    int            // the worker count, for reload and scale events
 	From       string         // for EventListening: "bound", "inherited" (upgrade), "activated" (systemd) or "passed" (fd://N)
 	Path       string         // a file: the log file, the PID file, a unix socket, the binary
 	Detail     string         // what else the kind's comment says it carries
 	Reason     recycle.Reason // why a worker is recycled
-	Err        error
+	Err        error          // what went wrong, for the kinds that fail
 }
 
 // emit logs e and hands it to OnEvent.

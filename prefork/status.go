@@ -14,9 +14,9 @@ import (
 // as PHP-FPM's status page or Puma's stats are. The counts are those of
 // the worker's latest heartbeat (one a second).
 type WorkerStatus struct {
-	Slot       int
-	Generation int
-	Pid        int
+	Slot       int // the worker's place in the pool: 0 to Workers-1
+	Generation int // its number in the order the master started workers: 1, 2, …
+	Pid        int // its process id
 	// State is "booting" (not ready yet), "serving", "draining" (told to
 	// stop; it finishes its requests) or "killed" (hung, or past a
 	// deadline: its exit is on its way).

@@ -37,7 +37,7 @@ type Policy struct {
 	// MaxAge retires a worker once it has served this long, plus a draw
 	// from [0, MaxAgeJitter].
 	MaxAge       time.Duration
-	MaxAgeJitter time.Duration
+	MaxAgeJitter time.Duration // spreads MaxAge, worker by worker
 
 	// MaxMemory retires a worker whose resident set size — the memory the
 	// OS reports, not the Go heap, so that cgo and mmap leaks count —
@@ -66,11 +66,12 @@ func (p Policy) Enabled() bool {
 // FieldError is a Policy field whose value cannot work. Value is as a
 // person writes it: "-1s", not -1000000000.
 type FieldError struct {
-	Field  string
-	Value  string
-	Reason string
+	Field  string // e.g. "MaxAge"
+	Value  string // as a person writes it
+	Reason string // why it cannot work
 }
 
+// Error names the field and the value: "recycle: MaxAge = -1s: …".
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("recycle: %s = %s: %s", e.Field, e.Value, e.Reason)
 }
@@ -115,6 +116,8 @@ const (
 	Runaway                    // a handler ran past the request timeout and cannot be stopped
 )
 
+// String is the reason as logs and metrics label it: "requests", "age",
+// "memory" or "runaway request".
 func (r Reason) String() string {
 	switch r {
 	case Requests:
@@ -131,17 +134,17 @@ func (r Reason) String() string {
 
 // Limits are one worker's drawn limits; 0 is off.
 type Limits struct {
-	Requests uint64
-	Age      time.Duration
-	Memory   uint64
-	Samples  int // heartbeats in a row over Memory
+	Requests uint64        // requests served
+	Age      time.Duration // time served
+	Memory   uint64        // resident set, bytes
+	Samples  int           // heartbeats in a row over Memory
 }
 
 // Usage is what a worker reported in its latest heartbeat, with its age.
 type Usage struct {
-	Requests uint64
-	Age      time.Duration
-	RSS      uint64 // bytes; 0 when the worker could not read it
+	Requests uint64        // requests served
+	Age      time.Duration // time since the worker started
+	RSS      uint64        // bytes; 0 when the worker could not read it
 }
 
 // Tracker follows one worker against its limits.
@@ -185,9 +188,9 @@ func (t *Tracker) Limits() Limits { return t.lim }
 // Requests count requests; Age and Runaway are nanoseconds (a runaway
 // request's duration and the request timeout); Memory is bytes.
 type Due struct {
-	Reason Reason
-	Value  uint64
-	Limit  uint64
+	Reason Reason // which limit
+	Value  uint64 // what reached it
+	Limit  uint64 // the limit
 }
 
 // String gives the value and the limit as a person reads them:

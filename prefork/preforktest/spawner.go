@@ -81,9 +81,9 @@ func (s *Spawner) Next(t testing.TB) *Worker {
 
 // Worker is a fake worker process. It implements prefork.Process.
 type Worker struct {
-	Slot, Generation int
-	Env              []string
-	Listeners        int // how many sockets the worker was handed
+	Slot, Generation int      // as the master numbered it (prefork.WorkerStatus)
+	Env              []string // the environment the master gave it
+	Listeners        int      // how many sockets the worker was handed
 
 	pid     int
 	conn    net.Conn
@@ -226,8 +226,8 @@ func await[T any](t testing.TB, w *Worker, c <-chan T, what string) T {
 
 // Stop is what the master told a worker: drain within Deadline, or quit.
 type Stop struct {
-	Drain    bool
-	Deadline time.Duration
+	Drain    bool          // drain (graceful), not quit
+	Deadline time.Duration // the time allowed for the drain
 }
 
 // WaitStop waits until the master tells the worker to drain or quit.
@@ -275,7 +275,7 @@ func (w *Worker) FinalMetrics(snapshot []byte) error {
 
 // Readiness is what the master told a worker of the pool's readiness.
 type Readiness struct {
-	Ready    bool
+	Ready    bool // the pool serves as /readyz should say
 	Stopping bool // not ready because the master is stopping
 }
 
@@ -286,10 +286,13 @@ func (w *Worker) WaitReadiness(t testing.TB) Readiness {
 	return await(t, w, w.readiness, "was told nothing of the pool's readiness")
 }
 
-// Pool is what the master told a worker of the pool, for balancing: its
-// open connections and handlers in flight, its serving workers, and the
-// fewest connections one of them holds.
-type Pool struct{ Conns, InFlight, Workers, Fewest int }
+// Pool is what the master told a worker of the pool, for balancing.
+type Pool struct {
+	Conns    int // open connections across the pool
+	InFlight int // handlers running across the pool
+	Workers  int // serving workers
+	Fewest   int // the fewest connections one serving worker holds
+}
 
 // WaitPool waits for the next Pool message the master sends the worker (in
 // answer to its heartbeat), and returns it.
