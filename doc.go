@@ -169,7 +169,8 @@
 // fewer, holds back from accepting, for at most 50 ms at a time; it
 // answers the kept-alive clients beyond its share once each with
 // "Connection: close", a whole answer: they reconnect, to another worker.
-// With one worker nothing changes.
+// With one worker nothing changes. Options.NoBalance (-no-balance) turns it
+// off, for clients that spread their requests over connections themselves.
 //
 // # Per-slot sockets
 //

@@ -40,6 +40,7 @@
 //	-reload-extra-file path    Options.ReloadWatch; repeatable, needs -reload
 //	-single-process            Options.SingleProcess
 //	-reuse-port                Options.ReusePort: a socket per worker slot (Linux)
+//	-no-balance                Options.NoBalance: no keep-alive balancing across workers
 //	-check-config              validate, print OK or the error, exit 0 or 2
 //
 // A duration is Go's ("1m30s", "500ms") or, as Gunicorn's are written, a

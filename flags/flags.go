@@ -514,6 +514,7 @@ func (s *Set) defineModes() {
 
 	s.boolean("single-process", "", "serve in this process, without a master or workers (under an orchestrator)", &o.SingleProcess, "SingleProcess")
 	s.boolean("reuse-port", "", "give each worker a listening socket of its own on every TCP address (SO_REUSEPORT; Linux)", &o.ReusePort, "ReusePort")
+	s.boolean("no-balance", "", "turn off the balancing of keep-alive load across workers (holding back from accept, asking clients beyond a worker's share to reconnect)", &o.NoBalance, "NoBalance")
 
 	// -check-config has no variable: one left set would stop every start.
 	s.settings = append(s.settings, &setting{name: "check-config", isBool: true,

@@ -53,11 +53,12 @@ type view struct {
 	ReloadWatch      []string
 	SingleProcess    bool
 	ReusePort        bool
+	NoBalance        bool
 }
 
 func viewOf(o prefork.Options) view {
 	return view{o.Workers, o.Addr, o.Addrs, o.Recycle, o.HeartbeatTimeout, o.GracefulTimeout, o.ShutdownDelay,
-		o.PIDFile, o.LogFile, o.MetricsAddr, o.ReloadOnChange, o.ReloadWatch, o.SingleProcess, o.ReusePort}
+		o.PIDFile, o.LogFile, o.MetricsAddr, o.ReloadOnChange, o.ReloadWatch, o.SingleProcess, o.ReusePort, o.NoBalance}
 }
 
 // The program's defaults, which every case starts from.
@@ -117,6 +118,8 @@ func TestPrecedence(t *testing.T) {
 		{"reuse port from the environment", map[string]string{"GRACEFORK_REUSE_PORT": "1"}, "", with(func(v *view) { v.ReusePort = true })},
 		{"-reuse-port", nil, "-reuse-port", with(func(v *view) { v.ReusePort = true })},
 		{"-reuse-port=false over GRACEFORK_REUSE_PORT", map[string]string{"GRACEFORK_REUSE_PORT": "true"}, "-reuse-port=false", def},
+		{"no balance from the environment", map[string]string{"GRACEFORK_NO_BALANCE": "1"}, "", with(func(v *view) { v.NoBalance = true })},
+		{"-no-balance", nil, "-no-balance", with(func(v *view) { v.NoBalance = true })},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

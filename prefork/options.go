@@ -107,6 +107,17 @@ type Options struct {
 	// sockets".
 	ReusePort bool
 
+	// NoBalance turns off the workers' balancing of keep-alive load (the
+	// package documentation's "Balance"): the master no longer tells the
+	// workers the pool's totals, so a worker accepts whenever the kernel
+	// hands it a connection, and asks no kept-alive client to reconnect
+	// for the pool's sake (a drain still tells every client). For clients
+	// that spread their requests themselves over several connections, such
+	// as a proxy's upstream pool, where being asked to reconnect is a cost
+	// with nothing to gain; or to measure what balancing does. With one
+	// worker, or with ReusePort, it changes nothing but the shedding.
+	NoBalance bool
+
 	// SingleProcess serves the handler in this process, with no master and
 	// no worker processes: the mode to choose where an orchestrator
 	// (Kubernetes, Nomad, ECS) supervises and restarts the process. The

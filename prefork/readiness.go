@@ -156,6 +156,9 @@ func (m *master) tellPool(w *worker) {
 	if !w.ready || w.stopping || w.killed || m.stopping || m.delaying {
 		return // a stop is coming: no client must be sent to reconnect
 	}
+	if m.cfg.NoBalance {
+		return // never told the totals, a worker neither holds back nor sheds
+	}
 	var msg = control.Message{Type: control.TypePool}
 	for o := range m.workers {
 		if o.ready && !o.stopping && !o.killed {

@@ -390,6 +390,34 @@ func TestHeartbeatAnsweredWithPool(t *testing.T) {
 	r.finish(true)
 }
 
+// With NoBalance the master answers no heartbeat with the pool's totals,
+// so no worker holds back or sends a client away; everything else goes
+// on (the heartbeat is recorded, a reload replaces the worker).
+func TestNoBalanceTellsNoPool(t *testing.T) {
+	r := newRig(t, prefork.Options{Workers: 2, NoBalance: true})
+	ws := []*preforktest.Worker{r.boot(), r.boot()}
+	for i, active := range []uint32{5, 2} {
+		if err := ws[i].Heartbeat(100+uint64(i), active); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Status is answered by the loop: once it shows both heartbeats, the
+	// master has handled them, and any Pool it sent is on its way.
+	r.waitStatus(func(st []prefork.WorkerStatus) bool {
+		return len(st) == 2 && st[0].Requests == 100 && st[1].Requests == 101
+	})
+	prefork.Do(r.m, signals.Reload)
+	for _, w := range ws {
+		r.boot() // the replacement; then the old worker is told to drain
+		w.WaitStop(t)
+		if n := w.PoolsTold(); n != 0 {
+			t.Errorf("worker slot %d was told the pool %d times, want none with NoBalance", w.Slot, n)
+		}
+		w.Exit(0)
+	}
+	r.finish(true)
+}
+
 // barrier returns once the master has handled every action asked before
 // it: actions are handled in order, and ReopenLogs changes nothing here.
 func (r *rig) barrier() {

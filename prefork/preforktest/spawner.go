@@ -97,6 +97,7 @@ type Worker struct {
 	gather     chan uint64 // Gather messages' scrape numbers
 	readiness  chan Readiness
 	pool       chan Pool
+	pools      atomic.Int64 // Pool messages received (PoolsTold)
 	once       sync.Once
 	exited     chan struct{}
 	exit       prefork.Exit
@@ -301,6 +302,11 @@ func (w *Worker) WaitPool(t testing.TB) Pool {
 	return await(t, w, w.pool, "was told nothing of the pool")
 }
 
+// PoolsTold is how many Pool messages the worker has received. Messages
+// arrive in the order the master sent them: once WaitStop has returned,
+// it counts every Pool sent before the stop.
+func (w *Worker) PoolsTold() int { return int(w.pools.Load()) }
+
 // WaitSignal waits until the master signals the worker.
 func (w *Worker) WaitSignal(t testing.TB) os.Signal {
 	t.Helper()
@@ -325,6 +331,7 @@ func (w *Worker) read() {
 			continue
 		}
 		if m.Type == control.TypePool {
+			w.pools.Add(1)
 			select {
 			case w.pool <- Pool{Conns: int(m.Active), InFlight: int(m.InFlight), Workers: int(m.Workers), Fewest: int(m.Fewest)}:
 			default: // a test that never looks: the master must not care
