@@ -366,20 +366,3 @@ func (r *rig) waitScrape(n int) {
 		time.Sleep(time.Millisecond) // a worker's reader is taking its answer; no event to wait on
 	}
 }
-
-// waitStatus polls Status until ok holds: a heartbeat has no event to
-// wait on.
-func (r *rig) waitStatus(ok func([]prefork.WorkerStatus) bool) []prefork.WorkerStatus {
-	r.t.Helper()
-	deadline := time.Now().Add(preforktest.Patience)
-	for {
-		st := r.m.Status()
-		if ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("Status() = %+v", st)
-		}
-		time.Sleep(time.Millisecond) // the worker's reader is posting; no event to wait on
-	}
-}

@@ -418,6 +418,23 @@ func TestNoBalanceTellsNoPool(t *testing.T) {
 	r.finish(true)
 }
 
+// waitStatus polls Status until ok holds: a heartbeat has no event to
+// wait on.
+func (r *rig) waitStatus(ok func([]prefork.WorkerStatus) bool) []prefork.WorkerStatus {
+	r.t.Helper()
+	deadline := time.Now().Add(preforktest.Patience)
+	for {
+		st := r.m.Status()
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("Status() = %+v", st)
+		}
+		time.Sleep(time.Millisecond) // the worker's reader is posting; no event to wait on
+	}
+}
+
 // barrier returns once the master has handled every action asked before
 // it: actions are handled in order, and ReopenLogs changes nothing here.
 func (r *rig) barrier() {
