@@ -71,15 +71,7 @@ func TestWorkerInitRunsBeforeReady(t *testing.T) {
 	go func() { done <- w.run(ctx) }()
 	expect(t, master, control.TypeReady)
 	o.add("ready")
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Get("http://" + w.addrs()[0].String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(b) != "connected" {
+	if b := getBody(t, w, "/"); b != "connected" {
 		t.Fatalf("answer %q, want what WorkerInit set up", b)
 	}
 	cancel()

@@ -88,14 +88,25 @@ func runRole(t *testing.T, w *workerRole, master net.Conn) <-chan error {
 
 func getOK(t *testing.T, w *workerRole, path string) {
 	t.Helper()
+	getBody(t, w, path)
+}
+
+// getBody GETs path from w's first address on a connection of its own
+// and returns the answer's body.
+func getBody(t *testing.T, w *workerRole, path string) string {
+	t.Helper()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Get("http://" + w.addrs()[0].String() + path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // A Gather is answered with the user's registry, tagged with its Seq.

@@ -96,15 +96,7 @@ func TestWorkerRoleRunInProcess(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.run(ctx) }()
 	expect(t, master, control.TypeReady)
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Get("http://" + w.addrs()[0].String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(b) != "hello" {
+	if b := getBody(t, w, "/"); b != "hello" {
 		t.Fatalf("answer %q", b)
 	}
 	if _, set := os.LookupEnv(MarkerEnv); set {
