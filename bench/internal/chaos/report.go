@@ -113,7 +113,7 @@ func (l *Losses) add(r Result, killed map[int32]bool) {
 		l.Accepted++
 		if r.Reused {
 			l.AcceptedKeptAlive++
-			if killed[r.ConnPID] && r.ConnPID != 0 {
+			if killed[r.ConnPID] { // 0 (a dialled connection) is never a killed pid
 				l.OnKilledWorker++
 			}
 		} else {
